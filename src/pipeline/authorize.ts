@@ -1,0 +1,23 @@
+/** Stage 4: the policy decision. `decide` is pure; this stage only builds its input. */
+import { rejection } from '../errors.js';
+import type { DecisionInput, Decision } from '../types.js';
+import type { Stage } from './context.js';
+
+export interface AuthorizeDeps {
+  /** Returns the policy in force now (reloads swap it; a request keeps the one it started with). */
+  decide(input: DecisionInput): Decision;
+}
+
+export function createAuthorize(deps: AuthorizeDeps): Stage {
+  return (ctx) => {
+    const decision = deps.decide({
+      subject: ctx.identity!,
+      action: ctx.classification!.action,
+      query: ctx.request!.query,
+      body: ctx.bodyJson,
+    });
+    ctx.decision = decision;
+    if (decision.effect === 'allow') return undefined;
+    return rejection('denied', `denied by rule ${decision.rule}: ${decision.reason}`);
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * One typed request context: each stage writes its own field. The plain HTTP handler and the
+ * upgrade (hijack) handler both build one of these and run the same stages over it.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ActionDef, CanonicalRequest, Classification, Decision, Identity, Rejection } from '../types.js';
+
+/** Where the request body comes from: the IncomingMessage, or an upgraded socket. */
+export interface BodySource {
+  /** Whether the request carries a body (Content-Length > 0 or Transfer-Encoding). */
+  readonly present: boolean;
+  /**
+   * Reads the whole body, refusing (with a Rejection) past `limit` bytes. Only called for
+   * inspected (`json`) bodies: every other body streams through untouched.
+   */
+  read(limit: number): Promise<Buffer | Rejection>;
+}
+
+export interface RequestContext {
+  readonly id: string;
+  readonly startNs: bigint;
+  readonly remote: string;
+  readonly method: string;
+  /** The request target exactly as received; forwarded unchanged. */
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly upgrade: boolean;
+  readonly bodySource: BodySource;
+
+  identity?: Identity;
+  request?: CanonicalRequest;
+  classification?: Classification;
+  actionDef?: ActionDef;
+  /** The inspected body bytes: what the policy read is what dockerd receives. */
+  body?: Buffer;
+  bodyJson?: unknown;
+  decision?: Decision;
+  rejection?: Rejection;
+  /** When the gateway finished deciding (the rest is the daemon's time). */
+  decidedNs?: bigint;
+  status?: number;
+  bytesIn: number;
+  bytesOut: number;
+  upstreamError?: string;
+}
+
+export type StageResult = Rejection | undefined;
+export type Stage = (ctx: RequestContext) => StageResult | Promise<StageResult>;
+
+let seq = 0;
+const prefix = Math.floor(Math.random() * 0xffffff).toString(16).padStart(6, '0');
+/** Cheap, unique-per-process request ids (randomUUID costs more than the rest of a ping's checks). */
+export function nextRequestId(): string {
+  seq = (seq + 1) % Number.MAX_SAFE_INTEGER;
+  return `${prefix}-${seq.toString(36)}`;
+}

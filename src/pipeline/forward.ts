@@ -1,0 +1,101 @@
+/**
+ * Stage 5: stream an allowed request to dockerd's unix socket.
+ *
+ * http-proxy moves the bytes; we keep three things for ourselves (pitfalls.md):
+ * - a keep-alive agent with no socket limit: without an agent http-proxy sends
+ *   `Connection: close` and loses answers to EPIPE, and a bounded pool makes `start` queue
+ *   behind a `wait` that holds its socket;
+ * - writing the response head ourselves and flushing it at once: `docker run` waits for the
+ *   headers of `/wait` before it sends `start`, and Node holds headers until the first body byte;
+ * - no timeouts anywhere: `logs -f`, `events` and long uploads last as long as they last.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import httpProxy from 'http-proxy';
+import type { RequestContext } from './context.js';
+
+export interface Forwarder {
+  /** Calls `onDone` once, when the response has ended or failed (`err` set when nothing could be relayed). */
+  forward(ctx: RequestContext, req: IncomingMessage, res: ServerResponse, onDone: (err?: Error) => void): void;
+  close(): void;
+}
+
+// Hop-by-hop headers describe the client<->gateway connection, not the daemon's answer.
+export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authorization']);
+
+export function createForwarder(socketPath: string): Forwarder {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 64 });
+  const proxy = httpProxy.createProxyServer({
+    target: { socketPath } as unknown as string,
+    agent,
+    selfHandleResponse: true,
+    // Forward req.url as received: http-proxy would otherwise re-parse it with the legacy
+    // url.parse, which rewrites some characters - the daemon must route the path we classified.
+    toProxy: true,
+    prependPath: false,
+    xfwd: false,
+    ws: false,
+  });
+  const contexts = new WeakMap<IncomingMessage, RequestContext>();
+
+  proxy.on('proxyReq', (proxyReq, req, res) => {
+    // Stop the daemon-side work when the client goes away mid-stream (`logs -f` closed):
+    // Node no longer emits 'aborted' for a request whose body had already ended.
+    res.on('close', () => {
+      if (!res.writableFinished) proxyReq.destroy();
+    });
+  });
+
+  proxy.on('proxyRes', (proxyRes, req, res) => {
+    const ctx = contexts.get(req);
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(proxyRes.headers)) {
+      if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
+    }
+    const status = proxyRes.statusCode ?? 502;
+    if (ctx) ctx.status = status;
+    res.writeHead(status, proxyRes.statusMessage, headers);
+    res.flushHeaders();
+    if (ctx) {
+      proxyRes.on('data', (chunk: Buffer) => {
+        ctx.bytesOut += chunk.length;
+      });
+    }
+    proxyRes.pipe(res);
+  });
+
+  return {
+    forward(ctx, req, res, onDone) {
+      contexts.set(req, ctx);
+      let finished = false;
+      const done = (err?: Error) => {
+        if (finished) return;
+        finished = true;
+        onDone(err);
+      };
+      const options: httpProxy.ServerOptions = {};
+      if (ctx.body) {
+        // The inspected bytes, not a second read of the client: what the policy saw is sent.
+        options.buffer = Readable.from([ctx.body]) as unknown as httpProxy.ServerOptions['buffer'];
+        req.headers['content-length'] = String(ctx.body.length);
+        delete req.headers['transfer-encoding'];
+      } else {
+        req.on('data', (chunk: Buffer) => {
+          ctx.bytesIn += chunk.length;
+        });
+      }
+      res.on('close', () => {
+        if (!res.writableFinished && ctx.status !== undefined) ctx.upstreamError ??= 'client_closed';
+        done();
+      });
+      proxy.web(req, res, options, (err) => {
+        ctx.upstreamError = (err as NodeJS.ErrnoException).code ?? err.message;
+        done(err);
+      });
+    },
+    close() {
+      agent.destroy();
+      proxy.close();
+    },
+  };
+}
