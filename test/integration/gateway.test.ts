@@ -1,0 +1,200 @@
+/**
+ * The gateway in-process against a scripted unix-socket daemon: for what a real dockerd cannot
+ * be made to show on demand (it going away and coming back) and for seeing exactly which bytes
+ * reach the daemon. The real-daemon behaviour is covered by test/e2e.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import jwt from 'jsonwebtoken';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startGateway, type RunningGateway } from '../../src/main.js';
+import { createLogger } from '../../src/log.js';
+
+const SECRET = 'k'.repeat(64);
+const dir = mkdtempSync(path.join(os.tmpdir(), 'dw-int-'));
+const sock = path.join(dir, 'docker.sock');
+const token = (sub: string, groups: string[]) => jwt.sign({ sub, groups }, SECRET, { algorithm: 'HS256', expiresIn: 600 });
+
+interface Seen { method: string; url: string; headers: http.IncomingHttpHeaders; body: string }
+let seen: Seen[] = [];
+let daemon: http.Server | undefined;
+
+function startDaemon(): Promise<void> {
+  daemon = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+      if (req.url === '/_ping') return res.end('OK');
+      if (req.url?.startsWith('/v1.41/containers/json')) {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        return res.end('[]');
+      }
+      if (req.url?.includes('/wait')) {
+        // Like dockerd: headers now, body when the container ends.
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.flushHeaders();
+        setTimeout(() => res.end('{"StatusCode":0}'), 300);
+        return;
+      }
+      res.writeHead(201, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ Id: 'abc', Warnings: [] }));
+    });
+  });
+  daemon.on('upgrade', (req, socket) => {
+    seen.push({ method: req.method!, url: req.url!, headers: req.headers, body: '' });
+    socket.write('HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
+    // An echo: what the client sends comes back, and the client's half-close ends the session.
+    socket.on('data', (c) => socket.write(c));
+    socket.on('end', () => socket.end());
+  });
+  return new Promise((resolve) => daemon!.listen(sock, resolve));
+}
+function stopDaemon(): Promise<void> {
+  return new Promise((resolve) => {
+    daemon!.close(() => resolve());
+    daemon!.closeAllConnections();
+    rmSync(sock, { force: true });
+  });
+}
+
+let gw: RunningGateway;
+beforeAll(async () => {
+  writeFileSync(path.join(dir, 'secret'), SECRET);
+  writeFileSync(path.join(dir, 'policy.yaml'), `rules:
+  - name: everyone-reads
+    effect: allow
+    subjects: ["*"]
+    actions: [system.ping, container.list, container.wait]
+  - name: dev-creates
+    effect: allow
+    subjects: ["group:dev"]
+    actions: [container.create, container.attach, exec.start]
+`);
+  writeFileSync(path.join(dir, 'dockward.yaml'), `listen: 127.0.0.1:0
+upstream: unix://${sock}
+auth: { jwt: { algorithms: [HS256], secretFile: ${dir}/secret } }
+policies: [${dir}/policy.yaml]
+metrics: { listen: 127.0.0.1:0 }
+audit: { file: ${dir}/audit.log }
+`);
+  await startDaemon();
+  gw = await startGateway(path.join(dir, 'dockward.yaml'), {}, createLogger('silent'));
+});
+afterAll(async () => {
+  await gw?.stop();
+  await stopDaemon().catch(() => {});
+});
+
+function request(method: string, p: string, opts: { token?: string; body?: string; headers?: Record<string, string> } = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  const [host, port] = gw.listen.split(':');
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host, port: Number(port), method, path: p, headers: { ...(opts.token ? { Authorization: `Bearer ${opts.token}` } : {}), ...opts.headers } }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body, headers: res.headers }));
+    });
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** A raw upgrade like the docker CLI's attach; resolves with everything read until the gateway closes. */
+function upgrade(p: string, tok: string | undefined, send: string): Promise<string> {
+  const [host, port] = gw.listen.split(':');
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port: Number(port), allowHalfOpen: true }, () => {
+      s.write(`POST ${p} HTTP/1.1\r\nHost: docker\r\n${tok ? `Authorization: Bearer ${tok}\r\n` : ''}Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n`);
+    });
+    let got = '';
+    s.on('data', (c) => {
+      got += c;
+      if (got.includes('101 UPGRADED') && send) {
+        s.end(send);
+        send = '';
+      }
+    });
+    s.on('end', () => resolve(got));
+    s.on('error', reject);
+  });
+}
+
+describe('gateway against a scripted daemon', () => {
+  it('never passes the Authorization header to the daemon, on plain and upgraded requests', async () => {
+    seen = [];
+    const t = token('alice', ['dev']);
+    expect((await request('GET', '/v1.41/containers/json', { token: t })).status).toBe(200);
+    expect(await upgrade('/v1.41/containers/abc/attach?stream=1&stdin=1', t, 'hi\n')).toMatch(/101 UPGRADED[^]*hi\n$/);
+    expect(seen.map((s) => s.url)).toEqual(['/v1.41/containers/json', '/v1.41/containers/abc/attach?stream=1&stdin=1']);
+    for (const s of seen) expect(s.headers.authorization).toBeUndefined();
+  });
+
+  it('authenticates and authorises an upgrade exactly like a plain request', async () => {
+    seen = [];
+    expect(await upgrade('/v1.41/containers/abc/attach?stream=1', undefined, '')).toMatch(/^HTTP\/1\.1 401[^]*"message":"dockward: authentication required/);
+    const denied = await upgrade('/v1.41/containers/abc/attach?stream=1', token('bob', ['qa']), '');
+    expect(denied).toMatch(/^HTTP\/1\.1 403[^]*dockward: denied by rule default-deny/);
+    const plain = await request('POST', '/v1.41/containers/abc/attach?stream=1', { token: token('bob', ['qa']) });
+    expect(plain.status).toBe(403);
+    expect(JSON.parse(plain.body).message).toBe(denied.slice(denied.indexOf('{')).replace(/^\{"message":"|"\}$/g, ''));
+    expect(seen).toEqual([]);
+  });
+
+  it('flushes response headers before the body, so docker run can send start while wait is pending', async () => {
+    const [host, port] = gw.listen.split(':');
+    const headersAt = await new Promise<number>((resolve, reject) => {
+      const t0 = Date.now();
+      const req = http.request({ host, port: Number(port), method: 'POST', path: '/v1.41/containers/abc/wait', headers: { Authorization: `Bearer ${token('alice', ['dev'])}` } }, (res) => {
+        resolve(Date.now() - t0);
+        res.resume();
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    // The scripted daemon sends the body after 300 ms; the headers must not wait for it.
+    expect(headersAt).toBeLessThan(250);
+  });
+
+  it('forwards the inspected JSON body byte for byte', async () => {
+    seen = [];
+    const body = '{"Image":"busybox:local",  "Cmd":["echo","\\u00e9"]}';
+    const r = await request('POST', '/v1.41/containers/create', { token: token('alice', ['dev']), body, headers: { 'Content-Type': 'application/json' } });
+    expect(r.status).toBe(201);
+    expect(seen[0]!.body).toBe(body);
+  });
+
+  it.each([
+    ['an ambiguous body', '{"Image":"a","image":"b"}', 400, /appears twice/],
+    ['a form body', 'Image=a', 400, /form-encoded/],
+  ])('refuses %s before it reaches the daemon', async (_n, body, status, msg) => {
+    seen = [];
+    const ct = body.startsWith('{') ? 'application/json' : 'application/x-www-form-urlencoded';
+    const r = await request('POST', '/v1.41/containers/create', { token: token('alice', ['dev']), body, headers: { 'Content-Type': ct } });
+    expect(r.status).toBe(status);
+    expect(JSON.parse(r.body).message).toMatch(msg);
+    expect(seen).toEqual([]);
+  });
+
+  it('answers 413 for an inspected body over the limit', async () => {
+    const big = JSON.stringify({ Image: 'a', Env: ['X=' + 'y'.repeat(1_100_000)] });
+    const r = await request('POST', '/v1.41/containers/create', { token: token('alice', ['dev']), body: big, headers: { 'Content-Type': 'application/json' } });
+    expect(r.status).toBe(413);
+    expect(JSON.parse(r.body).message).toMatch(/limits\.inspectedBodyBytes/);
+  });
+
+  it('answers 502 in Docker error shape while the daemon is down, and serves again when it is back', async () => {
+    const t = token('alice', ['dev']);
+    await stopDaemon();
+    const down = await request('GET', '/_ping', { token: t });
+    expect(down.status).toBe(502);
+    expect(JSON.parse(down.body).message).toMatch(/^dockward: the Docker daemon is unreachable/);
+    const downUpgrade = await upgrade('/v1.41/containers/abc/attach', t, '');
+    expect(downUpgrade).toMatch(/^HTTP\/1\.1 502/);
+    await startDaemon();
+    const up = await request('GET', '/_ping', { token: t });
+    expect(up).toMatchObject({ status: 200, body: 'OK' });
+  });
+});
