@@ -1,0 +1,184 @@
+/**
+ * The decision engine: a pure, total function of (policy, input). No I/O, no clock, never throws.
+ * (decide.ts is the public face; explain.ts reuses the helpers here.)
+ *
+ * 1. Rules of the requested action that apply to the caller are found through the per-action,
+ *    per-subject index built at load time.
+ * 2. Any deny rule whose conditions hold denies. Otherwise any allow rule whose conditions hold
+ *    allows. Otherwise default deny.
+ * 3. A condition that cannot be evaluated (a fact the input does not provide, a value of the
+ *    wrong type) is indeterminate. Fail closed: it never makes an allow rule match, and it
+ *    never makes a deny rule skip.
+ *
+ * The allow path allocates nothing: the Decision of each allow rule is built at load time.
+ */
+import type { Decision, DecisionInput, Identity } from '../types.js';
+import { DEFAULT_DENY_RULE } from './compile.js';
+import { readSource, UNAVAILABLE, UNREADABLE } from './facts.js';
+import { describeMatcher, evalMatcher, renderValue } from './matchers.js';
+import { FAIL, HOLD, UNKNOWN } from './types.js';
+import type { ActionRules, CompiledCondition, CompiledPolicy, CompiledRule, Matcher, SubjectIndex, Tri } from './types.js';
+
+export function decide(policy: CompiledPolicy, input: DecisionInput): Decision {
+  try {
+    return decideUnchecked(policy, input);
+  } catch {
+    // Only a malformed input (no subject, groups that are not a list) gets here.
+    return { effect: 'deny', rule: DEFAULT_DENY_RULE, reason: 'the request could not be evaluated' };
+  }
+}
+
+function decideUnchecked(policy: CompiledPolicy, input: DecisionInput): Decision {
+  const rules = policy.byAction.get(input.action);
+  if (rules === undefined) return noRuleDecision(input);
+  const denyRule = firstMatch(rules.deny, input, true);
+  if (denyRule !== undefined) return denyDecision(denyRule, input);
+  const allowRule = firstMatch(rules.allow, input, false);
+  if (allowRule !== undefined) return allowRule.allowDecision;
+  return defaultDeny(rules, input);
+}
+
+/**
+ * The matching rule with the lowest policy index among the rules that apply to the caller.
+ * An anonymous caller is reached only by `anonymous` rules: `*` means any AUTHENTICATED caller,
+ * and an anonymous identity's name or groups must not satisfy `user:` / `group:` subjects.
+ */
+function firstMatch(index: SubjectIndex, input: DecisionInput, isDeny: boolean): CompiledRule | undefined {
+  const subject = input.subject;
+  if (subject.via === 'anonymous') return scan(index.anonymous, input, isDeny, undefined);
+  let best = scan(index.anyAuthenticated, input, isDeny, undefined);
+  if (index.byUser.size > 0) {
+    const list = index.byUser.get(subject.user);
+    if (list !== undefined) best = scan(list, input, isDeny, best);
+  }
+  if (index.byGroup.size > 0) {
+    for (const g of subject.groups) {
+      const list = index.byGroup.get(g);
+      if (list !== undefined) best = scan(list, input, isDeny, best);
+    }
+  }
+  return best;
+}
+
+function scan(list: readonly CompiledRule[], input: DecisionInput, isDeny: boolean, best: CompiledRule | undefined): CompiledRule | undefined {
+  for (const rule of list) {
+    if (best !== undefined && rule.index >= best.index) return best;
+    if (conditionsHold(rule, input, isDeny)) return rule;
+  }
+  return best;
+}
+
+function conditionsHold(rule: CompiledRule, input: DecisionInput, isDeny: boolean): boolean {
+  for (const c of rule.conditions) {
+    const t = evalCondition(c, input);
+    if (t === FAIL) return false;
+    if (t === UNKNOWN && !isDeny) return false;
+  }
+  return true;
+}
+
+export function evalCondition(c: CompiledCondition, input: DecisionInput): Tri {
+  const value = readSource(c.source, input);
+  if (value === UNAVAILABLE || value === UNREADABLE) return UNKNOWN;
+  return evalMatcher(c.matcher, value, c.source.kind === 'query', input.subject);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reasons. Only the deny paths build text. The text follows `dockward: denied by rule <rule>: `
+// on the client, so it does not repeat the rule name of a deny rule.
+
+/** `user:alice`; a name with spaces, quotes or control characters is JSON-quoted so a reason stays one clean line. */
+export function subjectLabel(subject: Identity): string {
+  if (subject.via === 'anonymous') return 'anonymous';
+  const name = String(subject.user);
+  return /^[\x21-\x7e]+$/.test(name) && !name.includes('"') ? `user:${name}` : `user:${JSON.stringify(name)}`;
+}
+
+function noRuleDecision(input: DecisionInput): Decision {
+  return { effect: 'deny', rule: DEFAULT_DENY_RULE, reason: `no rule allows ${input.action} for ${subjectLabel(input.subject)}` };
+}
+
+function denyDecision(rule: CompiledRule, input: DecisionInput): Decision {
+  if (rule.conditions.length === 0) {
+    return { effect: 'deny', rule: rule.name, reason: `${input.action} is denied to ${subjectLabel(input.subject)}` };
+  }
+  const parts = rule.conditions.map((c) => conditionText(c, input, evalCondition(c, input)));
+  return { effect: 'deny', rule: rule.name, reason: parts.join('; ') };
+}
+
+/**
+ * No rule matched. When an allow rule came close (its subject and action matched, a condition
+ * did not hold), name it and its first condition that did not hold: that is what the caller
+ * has to change.
+ */
+function defaultDeny(rules: ActionRules, input: DecisionInput): Decision {
+  const close = closestAllow(rules.allow, input.subject);
+  if (close === undefined) return noRuleDecision(input);
+  for (const c of close.conditions) {
+    const t = evalCondition(c, input);
+    if (t !== HOLD) {
+      return { effect: 'deny', rule: DEFAULT_DENY_RULE, reason: `rule ${close.name} needs ${conditionText(c, input, t)}` };
+    }
+  }
+  return noRuleDecision(input);
+}
+
+/** The first allow rule (policy order) whose subject and action match the request. */
+function closestAllow(index: SubjectIndex, subject: Identity): CompiledRule | undefined {
+  let best: CompiledRule | undefined;
+  const consider = (list: readonly CompiledRule[] | undefined): void => {
+    const first = list?.[0];
+    if (first !== undefined && (best === undefined || first.index < best.index)) best = first;
+  };
+  if (subject.via === 'anonymous') {
+    consider(index.anonymous);
+    return best;
+  }
+  consider(index.anyAuthenticated);
+  consider(index.byUser.get(subject.user));
+  for (const g of subject.groups) consider(index.byGroup.get(g));
+  return best;
+}
+
+/**
+ * `query.signal == "TERM", request has "KILL"`, or for an indeterminate condition
+ * `create.privileged == false, but create.privileged is not available for this request`.
+ */
+export function conditionText(c: CompiledCondition, input: DecisionInput, result: Tri): string {
+  const expected = `${c.key} ${describeMatcher(c.matcher, input.subject)}`;
+  const value = readSource(c.source, input);
+  if (value === UNAVAILABLE) return `${expected}, but ${c.key} is not available for this request`;
+  if (value === UNREADABLE) return `${expected}, but ${c.key} cannot be read unambiguously from the request`;
+  if (result === UNKNOWN) {
+    if (usesSubjectName(c) && !input.subject.user) return `${expected}, but the caller has no name`;
+    return `${expected}, request has ${renderActual(c, input, value)} (not comparable)`;
+  }
+  return `${expected}, request has ${renderActual(c, input, value)}`;
+}
+
+function renderActual(c: CompiledCondition, input: DecisionInput, value: unknown): string {
+  // A query parameter reads as "" when absent (Go's Form.Get); say which of the two it was.
+  if (c.source.kind === 'query' && !Object.prototype.hasOwnProperty.call(input.query, c.source.name)) return 'nothing';
+  return renderValue(value);
+}
+
+function usesSubjectName(c: CompiledCondition): boolean {
+  const walk = (m: Matcher): boolean => {
+    switch (m.kind) {
+      case 'eq':
+        return m.value.kind === 'subject.name';
+      case 'in':
+      case 'subsetOf':
+        return m.items.some((i) => i.kind === 'subject.name');
+      case 'each':
+      case 'any':
+      case 'not':
+        return walk(m.inner);
+      case 'all':
+        return m.parts.some(walk);
+      default:
+        return false;
+    }
+  };
+  return walk(c.matcher);
+}
