@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { createAuditSink } from './audit/audit.js';
 import { createTokenVerifier, loadJwtKeys } from './auth/jwt.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
@@ -34,7 +34,8 @@ export class StartupError extends Error {
 export interface RunningGateway {
   readonly listen: string;
   readonly metricsListen: string;
-  stop(): Promise<void>;
+  /** Stops accepting, lets requests finish for `graceMs`, then cuts what is left (streams). */
+  stop(graceMs?: number): Promise<void>;
 }
 
 function splitHostPort(hp: string): { host: string; port: number } {
@@ -108,6 +109,12 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
   const server: http.Server = config.tls
     ? https.createServer({ ...serverOptions, cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key), minVersion: 'TLSv1.2' })
     : http.createServer(serverOptions);
+  // Every connection, so that shutdown can end hijacked ones (the HTTP server forgets upgraded sockets).
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
   server.on('request', gateway.handleRequest);
   server.on('upgrade', gateway.handleUpgrade);
   server.on('clientError', (_err, socket) => {
@@ -136,10 +143,16 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
   return {
     listen,
     metricsListen,
-    async stop() {
+    async stop(graceMs = 10_000) {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
+        // Upgraded (hijacked) sockets and endless streams never become idle: cut them after the grace period.
+        const cut = setTimeout(() => {
+          server.closeAllConnections();
+          for (const s of sockets) s.destroy();
+        }, graceMs);
+        cut.unref();
       });
       forwarder.close();
       metricsServer.close();

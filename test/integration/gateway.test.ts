@@ -85,7 +85,7 @@ audit: { file: ${dir}/audit.log }
   gw = await startGateway(path.join(dir, 'dockward.yaml'), {}, createLogger('silent'));
 });
 afterAll(async () => {
-  await gw?.stop();
+  await gw?.stop(0);
   await stopDaemon().catch(() => {});
 });
 
