@@ -6,7 +6,8 @@ export default defineConfig({
     globalSetup: ['test/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    // e2e files share one dockerd; running them in parallel on 2 cores only adds noise.
+    // Files run in parallel (unit files are cheap); e2e files share one dockerd and isolate
+    // themselves by labels and unique names, so they may overlap.
     fileParallelism: true,
     pool: 'forks',
   },
