@@ -9,7 +9,6 @@ export const ERRORS = {
   denied: { status: 403, summary: 'a policy rule (or the default deny) refused the request' },
   bad_path: { status: 400, summary: 'a path dockerd could read differently than the gateway, or would not route' },
   bad_body: { status: 400, summary: 'a body the gateway cannot read exactly as dockerd would' },
-  body_not_allowed: { status: 400, summary: 'a body sent to an operation that takes none' },
   bad_framing: { status: 400, summary: 'ambiguous HTTP framing (Content-Length / Transfer-Encoding) or a bad upgrade' },
   body_too_large: { status: 413, summary: 'an inspected body larger than limits.inspectedBodyBytes' },
   upstream_unavailable: { status: 502, summary: 'the Docker daemon could not be reached' },

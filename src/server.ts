@@ -152,6 +152,18 @@ function upgradeBodySource(req: IncomingMessage, socket: Duplex, state: { rest: 
   };
 }
 
+/** Bytes of a refused request's body the gateway reads and discards before cutting the connection. */
+const MAX_DISCARDED_BODY_BYTES = 64 * 1024 * 1024;
+
+function drainBounded(req: IncomingMessage): void {
+  let seen = 0;
+  req.on('data', (c: Buffer) => {
+    seen += c.length;
+    if (seen > MAX_DISCARDED_BODY_BYTES) req.socket.destroy();
+  });
+  req.resume();
+}
+
 export function createGateway(deps: GatewayDeps) {
   const { stages, forwarder, hijack, observer } = deps;
 
@@ -174,8 +186,12 @@ export function createGateway(deps: GatewayDeps) {
     const ctx = newContext(req, false, httpBodySource(req));
     const refuse = (r: Rejection) => {
       ctx.rejection = r;
-      // A body nobody read is still on the connection: close it after answering.
-      rejectHttp(res, r, { head: ctx.method === 'HEAD', close: ctx.bodySource.present && !req.readableEnded });
+      const unread = ctx.bodySource.present && !req.readableEnded;
+      // Closing at once while the client still uploads makes the kernel reset the connection,
+      // and the docker CLI then shows "broken pipe" instead of the refusal. So answer, then let
+      // Node discard the rest of the body - up to a bound, past which the connection is cut.
+      rejectHttp(res, r, { head: ctx.method === 'HEAD', close: false });
+      if (unread) drainBounded(req);
       observer.finish(ctx);
     };
     const go = (r: Rejection | undefined) => {

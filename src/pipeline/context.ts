@@ -31,6 +31,11 @@ export interface RequestContext {
   request?: CanonicalRequest;
   classification?: Classification;
   actionDef?: ActionDef;
+  /**
+   * Set when the gateway pins the request to the object it judged (a name resolved to the
+   * container's full id, issue 4); otherwise `url` is forwarded.
+   */
+  forwardUrl?: string;
   /** The inspected body bytes: what the policy read is what dockerd receives. */
   body?: Buffer;
   bodyJson?: unknown;

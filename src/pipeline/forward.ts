@@ -5,8 +5,9 @@
  * - a keep-alive agent with no socket limit: without an agent http-proxy sends
  *   `Connection: close` and loses answers to EPIPE, and a bounded pool makes `start` queue
  *   behind a `wait` that holds its socket;
- * - writing the response head ourselves and flushing it at once: `docker run` waits for the
- *   headers of `/wait` before it sends `start`, and Node holds headers until the first body byte;
+ * - writing the response head ourselves and flushing it at once for streamed answers: `docker run`
+ *   waits for the headers of `/wait` before it sends `start`, and Node holds headers until the
+ *   first body byte;
  * - no timeouts anywhere: `logs -f`, `events` and long uploads last as long as they last.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
@@ -48,25 +49,13 @@ export function createForwarder(socketPath: string): Forwarder {
 
   proxy.on('proxyRes', (proxyRes, req, res) => {
     const ctx = contexts.get(req);
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(proxyRes.headers)) {
-      if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
-    }
-    const status = proxyRes.statusCode ?? 502;
-    if (ctx) ctx.status = status;
-    res.writeHead(status, proxyRes.statusMessage, headers);
-    res.flushHeaders();
-    if (ctx) {
-      proxyRes.on('data', (chunk: Buffer) => {
-        ctx.bytesOut += chunk.length;
-      });
-    }
-    proxyRes.pipe(res);
+    if (ctx) relayResponse(ctx, proxyRes, res);
   });
 
   return {
     forward(ctx, req, res, onDone) {
       contexts.set(req, ctx);
+      if (ctx.forwardUrl) req.url = ctx.forwardUrl;
       let finished = false;
       const done = (err?: Error) => {
         if (finished) return;
@@ -98,4 +87,22 @@ export function createForwarder(socketPath: string): Forwarder {
       proxy.close();
     },
   };
+}
+
+/** Relays the daemon's answer: its status and end-to-end headers, then its body as it arrives. */
+export function relayResponse(ctx: RequestContext, proxyRes: IncomingMessage, res: ServerResponse): void {
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(proxyRes.headers)) {
+    if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
+  }
+  const status = proxyRes.statusCode ?? 502;
+  ctx.status = status;
+  res.writeHead(status, proxyRes.statusMessage, headers);
+  // A streamed answer (no Content-Length: `wait`, `logs -f`, `events`, attach) must show its
+  // head at once; a sized answer goes out with its body in one write.
+  if (proxyRes.headers['content-length'] === undefined) res.flushHeaders();
+  proxyRes.on('data', (chunk: Buffer) => {
+    ctx.bytesOut += chunk.length;
+  });
+  proxyRes.pipe(res);
 }

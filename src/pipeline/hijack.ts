@@ -25,7 +25,7 @@ export function createHijacker(socketPath: string) {
       onDone(r);
     };
     const upstream = net.connect({ path: socketPath, allowHalfOpen: true });
-    let lines = `${ctx.method} ${ctx.url} HTTP/1.1\r\n`;
+    let lines = `${ctx.method} ${ctx.forwardUrl ?? ctx.url} HTTP/1.1\r\n`;
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = rawHeaders[i]!;
       const lower = name.toLowerCase();

@@ -1,0 +1,64 @@
+/**
+ * The same forward stage as forward.ts, on Node's http client directly instead of http-proxy:
+ * the request head is built once from the client's raw headers and written to a keep-alive
+ * daemon connection, the answer is relayed with the same rules. Kept side by side with the
+ * http-proxy forwarder so the benchmark can compare them (docs/performance.md).
+ */
+import http from 'node:http';
+import type { Forwarder } from './forward.js';
+import { relayResponse } from './forward.js';
+
+// Hop-by-hop and credential headers never go upstream; the body length is ours when we rewrote it.
+const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'authorization']);
+
+export function createDirectForwarder(socketPath: string): Forwarder {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 64 });
+  return {
+    forward(ctx, req, res, onDone) {
+      let finished = false;
+      const done = (err?: Error) => {
+        if (finished) return;
+        finished = true;
+        onDone(err);
+      };
+      const raw = req.rawHeaders;
+      const headers: string[] = [];
+      for (let i = 0; i < raw.length; i += 2) {
+        const lower = raw[i]!.toLowerCase();
+        if (DROP.has(lower)) continue;
+        if (ctx.body && (lower === 'content-length' || lower === 'transfer-encoding')) continue;
+        headers.push(raw[i]!, raw[i + 1]!);
+      }
+      if (ctx.body) headers.push('Content-Length', String(ctx.body.length));
+      const up = http.request({ socketPath, agent, method: ctx.method, path: ctx.forwardUrl ?? ctx.url, headers: headers as unknown as http.OutgoingHttpHeaders });
+      up.on('response', (proxyRes) => {
+        relayResponse(ctx, proxyRes, res);
+        proxyRes.on('error', () => res.destroy());
+      });
+      up.on('error', (err) => {
+        ctx.upstreamError ??= (err as NodeJS.ErrnoException).code ?? err.message;
+        done(err);
+      });
+      // Stop the daemon-side work when the client goes away mid-stream (`logs -f` closed).
+      res.on('close', () => {
+        if (!res.writableFinished) {
+          if (ctx.status !== undefined) ctx.upstreamError ??= 'client_closed';
+          up.destroy();
+        }
+        done();
+      });
+      if (ctx.body) {
+        up.end(ctx.body);
+      } else {
+        req.on('data', (chunk: Buffer) => {
+          ctx.bytesIn += chunk.length;
+        });
+        req.on('error', () => up.destroy());
+        req.pipe(up);
+      }
+    },
+    close() {
+      agent.destroy();
+    },
+  };
+}
