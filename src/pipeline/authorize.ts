@@ -2,6 +2,7 @@
 import { rejection } from '../errors.js';
 import type { DecisionInput, Decision } from '../types.js';
 import type { Stage } from './context.js';
+import { factsOf } from './inspect.js';
 
 export interface AuthorizeDeps {
   /** Returns the policy in force now (reloads swap it; a request keeps the one it started with). */
@@ -10,12 +11,16 @@ export interface AuthorizeDeps {
 
 export function createAuthorize(deps: AuthorizeDeps): Stage {
   return (ctx) => {
-    const decision = deps.decide({
+    const facts = factsOf(ctx);
+    const input: DecisionInput = {
       subject: ctx.identity!,
       action: ctx.classification!.action,
       query: ctx.request!.query,
       body: ctx.bodyJson,
-    });
+      // Absent when inspect derived none: fact conditions are then indeterminate (fail closed).
+      ...(facts !== undefined ? { facts } : {}),
+    };
+    const decision = deps.decide(input);
     ctx.decision = decision;
     if (decision.effect === 'allow') return undefined;
     return rejection('denied', `denied by rule ${decision.rule}: ${decision.reason}`);

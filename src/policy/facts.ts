@@ -8,6 +8,8 @@
  * table only turns a load error into a valid policy; removing one breaks policies that load
  * today, so the tables start narrow.
  */
+import { INDETERMINATE } from '../docker/facts.js';
+import { goFoldEquals, goFoldKey } from '../docker/json.js';
 import type { ActionDef, DecisionInput } from '../types.js';
 import type { ValueSource } from './types.js';
 
@@ -44,20 +46,31 @@ export const CREATE_FACTS: Readonly<Record<string, ValueType>> = {
 
 const ALL_CREATE_FACTS: readonly string[] = Object.keys(CREATE_FACTS);
 
+/** The facts a HostConfig determines: what a legacy `container.start` body can change. */
+const HOST_CONFIG_FACTS = ALL_CREATE_FACTS.filter((f) => !['image', 'user', 'labels'].includes(f));
+/** What a swarm task's container spec can ask for (docker/facts.ts serviceFacts). */
+const SERVICE_FACTS = ['image', 'user', 'capAdd', 'hostPaths', 'volumes', 'hostNamespaces', 'unconfined', 'sysctls', 'publishedPorts', 'labels', 'memory', 'nanoCpus'];
+
 /**
- * Which `create.*` facts exist for which action. `container.create` has them all. The others
- * only carry the fields their bodies really have:
+ * Which `create.*` facts exist for which action (docker/facts.ts derives them). Each action
+ * only carries the fields its body really has, so a condition on a field the body cannot
+ * set is a load error instead of a zero value that would read as "safe":
+ * - `container.create` has them all;
+ * - `container.start`: the HostConfig of a legacy start body (API < 1.24), which replaces the
+ *   container's; zero values when dockerd reads no body (every request of API 1.24 and later);
  * - `container.update` takes `Resources` + `RestartPolicy`, and dockerd only applies the
  *   resource limits (memory, CPU) on update;
  * - service specs (`TaskTemplate.ContainerSpec`, `EndpointSpec`) cannot be privileged and have
- *   no devices or host namespaces of the container kind, so those keys are load errors there
- *   instead of a zero value that would read as "safe".
+ *   no devices; their only host namespace is the `host` network;
+ * - `volume.create`: `hostPaths` is the `device` driver option (a bind or device mount).
  */
 export const CREATE_FACTS_BY_ACTION: ReadonlyMap<string, ReadonlySet<string>> = new Map([
   ['container.create', new Set(ALL_CREATE_FACTS)],
+  ['container.start', new Set(HOST_CONFIG_FACTS)],
   ['container.update', new Set(['memory', 'nanoCpus'])],
-  ['service.create', new Set(['image', 'user', 'capAdd', 'hostPaths', 'volumes', 'sysctls', 'publishedPorts', 'labels', 'memory', 'nanoCpus'])],
-  ['service.update', new Set(['image', 'user', 'capAdd', 'hostPaths', 'volumes', 'sysctls', 'publishedPorts', 'labels', 'memory', 'nanoCpus'])],
+  ['service.create', new Set(SERVICE_FACTS)],
+  ['service.update', new Set(SERVICE_FACTS)],
+  ['volume.create', new Set(['hostPaths', 'labels'])],
 ]);
 
 /** `exec.*` facts, derived from the `container.exec` body (`Privileged`, `User`, `Cmd`). */
@@ -218,6 +231,8 @@ export function readSource(source: ValueSource, input: DecisionInput): unknown {
       if (facts === undefined || facts === null || !hasOwn.call(facts, source.fact)) return UNAVAILABLE;
       const v = facts[source.fact];
       if (v === undefined) return UNAVAILABLE;
+      // The deriver could not tell without the daemon's state (an image that may be an ID).
+      if (v === INDETERMINATE) return UNREADABLE;
       if (source.label === undefined) return v;
       if (v === null || typeof v !== 'object' || Array.isArray(v)) return UNAVAILABLE;
       return hasOwn.call(v, source.label) ? (v as Record<string, unknown>)[source.label] : undefined;
@@ -248,7 +263,7 @@ export function readBodyPath(body: unknown, folded: readonly string[]): unknown 
     let count = 0;
     const obj = cur as Record<string, unknown>;
     for (const k in obj) {
-      if (hasOwn.call(obj, k) && foldEquals(k, seg)) {
+      if (hasOwn.call(obj, k) && goFoldEquals(k, seg)) {
         found = obj[k];
         count++;
       }
@@ -257,43 +272,6 @@ export function readBodyPath(body: unknown, folded: readonly string[]): unknown 
     cur = found;
   }
   return cur === null ? undefined : cur;
-}
-
-/**
- * Go's encoding/json folding (foldName in go/src/encoding/json/fold.go): ASCII letters fold to
- * upper case, and the only non-ASCII runes whose fold set contains an ASCII letter are
- * U+017F (long s -> S) and U+212A (Kelvin sign -> K). A key spelled `Privıleged` (dotless i)
- * is NOT `Privileged` for Go, so non-ASCII runes never fold onto ASCII here either; between
- * two non-ASCII spellings, upper-casing approximates Go (Docker's field names are ASCII).
- */
-function foldCodePoint(cp: number): number {
-  if (cp < 0x80) return cp >= 0x61 && cp <= 0x7a ? cp - 0x20 : cp;
-  if (cp === 0x17f) return 0x53;
-  if (cp === 0x212a) return 0x4b;
-  const up = String.fromCodePoint(cp).toUpperCase();
-  const ucp = up.codePointAt(0)!;
-  return ucp >= 0x80 && up.length === (ucp > 0xffff ? 2 : 1) ? ucp : cp;
-}
-
-export function goFoldKey(s: string): string {
-  let out = '';
-  for (const ch of s) out += String.fromCodePoint(foldCodePoint(ch.codePointAt(0)!));
-  return out;
-}
-
-/** `goFoldKey(k) === folded`, without allocating. */
-export function foldEquals(k: string, folded: string): boolean {
-  let i = 0;
-  let j = 0;
-  while (i < k.length) {
-    if (j >= folded.length) return false;
-    const cp = k.codePointAt(i)!;
-    i += cp > 0xffff ? 2 : 1;
-    const fcp = folded.codePointAt(j)!;
-    j += fcp > 0xffff ? 2 : 1;
-    if (foldCodePoint(cp) !== fcp) return false;
-  }
-  return j === folded.length;
 }
 
 function ownValue<T>(table: Readonly<Record<string, T>>, key: string): T | undefined {

@@ -40,6 +40,7 @@ describe('shipped policies', () => {
   it('ships the default policy and the documented examples', () => {
     expect(SHIPPED).toEqual([
       'policies/default.yaml',
+      'policies/examples/ci-runner.yaml',
       'policies/examples/dev-creates-safe-containers.yaml',
       'policies/examples/dev-runs-containers.yaml',
       'policies/examples/everyone-reads.yaml',
