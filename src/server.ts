@@ -174,6 +174,12 @@ export function createGateway(deps: GatewayDeps) {
       refuse(rejection('internal', 'internal error; the request was not forwarded'));
     };
     try {
+      const te = ctx.headers['transfer-encoding'];
+      // Node accepts `gzip, chunked`; Go's server refuses any coding but `chunked`. Refuse what
+      // the daemon would read differently.
+      if (te !== undefined && te.trim().toLowerCase() !== 'chunked') {
+        return refuse(rejection('bad_framing', `Transfer-Encoding ${JSON.stringify(te)} is refused; only "chunked" is accepted`));
+      }
       const r = runStages(stages, ctx);
       if (r instanceof Promise) r.then(go, fault);
       else go(r);

@@ -178,6 +178,22 @@ describe('gateway against a scripted daemon', () => {
     expect(seen).toEqual([]);
   });
 
+  it('refuses a transfer coding other than chunked before it reaches the daemon', async () => {
+    seen = [];
+    const [host, port] = gw.listen.split(':');
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = net.connect({ host, port: Number(port) }, () => {
+        s.end(`POST /v1.41/containers/create HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n`);
+      });
+      let got = '';
+      s.on('data', (c) => (got += c));
+      s.on('end', () => resolve(got));
+      s.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400[^]*Transfer-Encoding \\"gzip, chunked\\" is refused/);
+    expect(seen).toEqual([]);
+  });
+
   it('answers 413 for an inspected body over the limit', async () => {
     const big = JSON.stringify({ Image: 'a', Env: ['X=' + 'y'.repeat(1_100_000)] });
     const r = await request('POST', '/v1.41/containers/create', { token: token('alice', ['dev']), body: big, headers: { 'Content-Type': 'application/json' } });
