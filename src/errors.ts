@@ -11,6 +11,7 @@ export const ERRORS = {
   bad_body: { status: 400, summary: 'a body the gateway cannot read exactly as dockerd would' },
   bad_framing: { status: 400, summary: 'ambiguous HTTP framing (Content-Length / Transfer-Encoding) or a bad upgrade' },
   body_too_large: { status: 413, summary: 'an inspected body larger than limits.inspectedBodyBytes' },
+  not_found: { status: 404, summary: "the object the request names does not exist: the daemon's own answer, relayed" },
   upstream_unavailable: { status: 502, summary: 'the Docker daemon could not be reached' },
   internal: { status: 500, summary: 'a gateway fault; the request was not forwarded' },
 } as const satisfies Record<string, { status: Rejection['status']; summary: string }>;
@@ -22,6 +23,6 @@ export function rejection(code: ErrorCode, message: string): Rejection {
 }
 
 /** Docker's error shape, so the docker CLI prints `Error response from daemon: dockward: ...`. */
-export function errorBody(message: string): string {
-  return JSON.stringify({ message: `dockward: ${message}` });
+export function errorBody(r: Rejection): string {
+  return JSON.stringify({ message: r.fromDaemon ? r.message : `dockward: ${r.message}` });
 }

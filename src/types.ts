@@ -104,4 +104,9 @@ export interface Rejection {
   readonly code: string;
   /** Text after `dockward: `. */
   readonly message: string;
+  /**
+   * The daemon's own words (its 404 for an unknown object), written as `{"message": ...}`
+   * without the `dockward: ` prefix: the caller sees exactly what dockerd would have said.
+   */
+  readonly fromDaemon?: boolean;
 }

@@ -19,6 +19,8 @@ export function createAuthorize(deps: AuthorizeDeps): Stage {
       body: ctx.bodyJson,
       // Absent when inspect derived none: fact conditions are then indeterminate (fail closed).
       ...(facts !== undefined ? { facts } : {}),
+      // Absent when no rule for the action reads target.*, or the kind has no facts.
+      ...(ctx.target !== undefined ? { target: ctx.target } : {}),
     };
     const decision = deps.decide(input);
     ctx.decision = decision;

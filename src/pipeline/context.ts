@@ -3,7 +3,7 @@
  * upgrade (hijack) handler both build one of these and run the same stages over it.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { ActionDef, CanonicalRequest, Classification, Decision, Identity, Rejection } from '../types.js';
+import type { ActionDef, CanonicalRequest, Classification, Decision, Identity, Rejection, TargetFacts } from '../types.js';
 
 /** Where the request body comes from: the IncomingMessage, or an upgraded socket. */
 export interface BodySource {
@@ -39,6 +39,13 @@ export interface RequestContext {
   /** The inspected body bytes: what the policy read is what dockerd receives. */
   body?: Buffer;
   bodyJson?: unknown;
+  /**
+   * Set on list and events actions whose allowing rules have target conditions: the answer is
+   * filtered item by item instead of the request being denied (issue 4).
+   */
+  responseFilter?: ResponseFilter;
+  /** The existing object the request acts on, read from the daemon (issue 4). */
+  target?: TargetFacts;
   decision?: Decision;
   rejection?: Rejection;
   /** When the gateway finished deciding (the rest is the daemon's time). */
@@ -47,6 +54,13 @@ export interface RequestContext {
   bytesIn: number;
   bytesOut: number;
   upstreamError?: string;
+}
+
+export interface ResponseFilter {
+  /** Whether the caller may see this item (a policy decision with the item as target). */
+  keep(item: TargetFacts): boolean;
+  /** The label names that hold owner and team, to read them out of list items. */
+  readonly ownership: { readonly ownerLabel: string; readonly teamLabel: string };
 }
 
 export type StageResult = Rejection | undefined;

@@ -13,7 +13,8 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import httpProxy from 'http-proxy';
-import type { RequestContext } from './context.js';
+import type { RequestContext, ResponseFilter } from './context.js';
+import { createEventFilter, filterListBody } from './listfilter.js';
 
 export interface Forwarder {
   /** Calls `onDone` once, when the response has ended or failed (`err` set when nothing could be relayed). */
@@ -97,6 +98,7 @@ export function relayResponse(ctx: RequestContext, proxyRes: IncomingMessage, re
   }
   const status = proxyRes.statusCode ?? 502;
   ctx.status = status;
+  if (ctx.responseFilter && status === 200) return relayFiltered(ctx, ctx.responseFilter, proxyRes, res, headers);
   res.writeHead(status, proxyRes.statusMessage, headers);
   // A streamed answer (no Content-Length: `wait`, `logs -f`, `events`, attach) must show its
   // head at once; a sized answer goes out with its body in one write.
@@ -105,4 +107,46 @@ export function relayResponse(ctx: RequestContext, proxyRes: IncomingMessage, re
     ctx.bytesOut += chunk.length;
   });
   proxyRes.pipe(res);
+}
+
+/** Largest list answer the gateway will filter; a bigger one is refused rather than passed on unfiltered. */
+const MAX_FILTERED_LIST_BYTES = 64 * 1024 * 1024;
+
+function relayFiltered(ctx: RequestContext, { keep, ownership }: ResponseFilter, proxyRes: IncomingMessage, res: ServerResponse, headers: Record<string, string | string[]>): void {
+  const action = ctx.classification!.action;
+  if (action === 'system.events') {
+    delete headers['content-length'];
+    res.writeHead(200, proxyRes.statusMessage, headers);
+    res.flushHeaders();
+    const filter = createEventFilter(keep, ownership);
+    filter.on('data', (c: Buffer) => {
+      ctx.bytesOut += c.length;
+    });
+    proxyRes.pipe(filter).pipe(res);
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const fail = (why: string) => {
+    ctx.status = 502;
+    ctx.upstreamError = why;
+    proxyRes.destroy();
+    const body = JSON.stringify({ message: `dockward: ${why}` });
+    res.writeHead(502, { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) });
+    res.end(body);
+  };
+  proxyRes.on('data', (c: Buffer) => {
+    size += c.length;
+    if (size > MAX_FILTERED_LIST_BYTES) return fail('the list is too large to filter');
+    chunks.push(c);
+  });
+  proxyRes.on('end', () => {
+    if (res.headersSent) return;
+    const filtered = filterListBody(action, Buffer.concat(chunks), keep, ownership);
+    if (!filtered) return fail('cannot read the list the daemon answered, so it cannot be filtered');
+    headers['content-length'] = String(filtered.length);
+    res.writeHead(200, proxyRes.statusMessage, headers);
+    ctx.bytesOut = filtered.length;
+    res.end(filtered);
+  });
 }

@@ -16,13 +16,13 @@ function headersFor(r: Rejection, body: string, close: boolean): Record<string, 
 }
 
 export function rejectHttp(res: ServerResponse, r: Rejection, opts: { head: boolean; close: boolean }): void {
-  const body = errorBody(r.message);
+  const body = errorBody(r);
   res.writeHead(r.status, headersFor(r, body, opts.close));
   res.end(opts.head ? undefined : body);
 }
 
 export function rejectSocket(socket: Duplex, r: Rejection): void {
-  const body = errorBody(r.message);
+  const body = errorBody(r);
   let head = `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\n`;
   for (const [k, v] of Object.entries(headersFor(r, body, true))) head += `${k}: ${v}\r\n`;
   socket.end(`${head}\r\n${body}`);
