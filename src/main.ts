@@ -2,14 +2,18 @@
  * Composition root: load config, keys and policies (failing closed on any error), build metrics
  * and audit, start the gateway and metrics listeners, handle signals.
  */
+import { constants as cryptoConstants } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import { createSecureContext, type TLSSocket } from 'node:tls';
 import { createAuditSink } from './audit/audit.js';
-import { createTokenVerifier, loadJwtKeys } from './auth/jwt.js';
+import { createTokenVerifier, loadJwtKeys, type TokenVerifier } from './auth/jwt.js';
+import { createPeerIdentities, NO_PEER, type PeerResult } from './auth/mtls.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
-import type { Config } from './config/schema.js';
+import { createPolicyReloader, watchPolicyFiles, type PolicyWatcher, type ReloadResult, type ReloadTrigger } from './config/reload.js';
+import { hostOf, isLoopbackHost, type Config, type TlsConfig } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
 import { createMetrics } from './metrics/metrics.js';
 import { createMetricsApp, pingUnixSocket } from './metrics/server.js';
@@ -34,8 +38,15 @@ export class StartupError extends Error {
 export interface RunningGateway {
   readonly listen: string;
   readonly metricsListen: string;
+  /** `shutdown.graceSeconds` in ms: stop()'s default. */
+  readonly graceMs: number;
   /** Stops accepting, lets requests finish for `graceMs`, then cuts what is left (streams). */
   stop(graceMs?: number): Promise<void>;
+  /**
+   * SIGHUP: reloads the policy (kept when the new one does not load), the TLS certificate, key and
+   * client CA (kept when they do not load), and fetches the JWKS again.
+   */
+  reload(trigger?: ReloadTrigger): Promise<ReloadResult>;
 }
 
 function splitHostPort(hp: string): { host: string; port: number } {
@@ -59,21 +70,92 @@ function listenOn(server: http.Server, hp: string): Promise<void> {
   });
 }
 
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[?::1\]?)$/;
+/**
+ * The listener's TLS settings. TLS 1.2 is the floor; renegotiation is off, so a connection cannot
+ * swap its client certificate after the handshake (mTLS identities are computed per connection).
+ */
+export function tlsServerOptions(tls: TlsConfig): https.ServerOptions {
+  const read = (key: 'cert' | 'key' | 'clientCA', file: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new StartupError([`tls.${key}: cannot read ${file}: ${(err as Error).message}`]);
+    }
+  };
+  const opts: https.ServerOptions = {
+    cert: read('cert', tls.cert),
+    key: read('key', tls.key),
+    minVersion: tls.minVersion,
+    secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION,
+  };
+  if (tls.clientCA) {
+    opts.ca = read('clientCA', tls.clientCA);
+    opts.requestCert = true;
+    // `require`: no certificate signed by clientCA, no handshake (like dockerd --tlsverify).
+    // `optional`: the handshake completes and the authenticate stage refuses an untrusted one.
+    opts.rejectUnauthorized = tls.clientAuth !== 'optional';
+  }
+  try {
+    // Readable is not enough: a key that does not match the certificate, or a file that is not
+    // PEM, must stop the start (or a reload) with a message that names the setting.
+    createSecureContext(opts);
+  } catch (err) {
+    throw new StartupError([`tls: ${tls.cert}, ${tls.key}${tls.clientCA ? `, ${tls.clientCA}` : ''} do not load: ${(err as Error).message}`]);
+  }
+  return opts;
+}
+
+/**
+ * The client-certificate identity of a request. The stages see the request's context, not its
+ * connection: the request listener records which connection each request (its headers object,
+ * which the context shares) came in on.
+ */
+function trackPeers(config: Config): { peer?: (ctx: { headers: object }) => PeerResult; note(req: http.IncomingMessage): void } {
+  if (!config.tls?.clientCA || !config.auth.mtls) return { note() {} };
+  const peerOf = createPeerIdentities(config.auth.mtls);
+  const connectionOf = new WeakMap<object, TLSSocket>();
+  return {
+    note(req) {
+      connectionOf.set(req.headers, req.socket as TLSSocket);
+    },
+    peer(ctx) {
+      const socket = connectionOf.get(ctx.headers);
+      return socket ? peerOf(socket) : NO_PEER;
+    },
+  };
+}
+
+/** Keys (and, for jwksUrl, a first fetch that may fail: the provider may be down for now). */
+async function createVerifier(config: Config, log: Logger): Promise<{ verifier?: TokenVerifier; refreshKeys?: () => Promise<boolean> }> {
+  const cfg = config.auth.jwt;
+  if (!cfg) return {};
+  let keys;
+  try {
+    keys = loadJwtKeys(cfg, {
+      onError: (message) => log.warn({ jwks: cfg.jwksFile ?? cfg.jwksUrl }, `JWKS: ${message}`),
+      onUpdate: (info) => log.info({ jwks: cfg.jwksFile ?? cfg.jwksUrl, keys: info.keys, kids: info.kids }, 'JWKS loaded'),
+    });
+  } catch (err) {
+    throw new StartupError([(err as Error).message]);
+  }
+  if (keys.jwks) {
+    const ok = await keys.jwks.refresh();
+    // A key file is part of the configuration: fail closed at start-up. An identity provider that
+    // is down for a moment is not: tokens are refused (401) until its keys can be fetched.
+    if (!ok && cfg.jwksFile) throw new StartupError([`auth.jwt.jwksFile: no usable key set in ${cfg.jwksFile} (see the JWKS log lines above)`]);
+    if (!ok) log.error({ jwksUrl: cfg.jwksUrl }, 'JWKS: the key set could not be fetched; tokens signed by the identity provider are refused until it can');
+  }
+  return { verifier: createTokenVerifier(cfg, keys), refreshKeys: keys.jwks?.refresh };
+}
 
 export async function startGateway(configFile: string, overrides: ConfigOverrides, log: Logger = createLogger()): Promise<RunningGateway> {
   const loaded = loadConfig(configFile, overrides, process.env);
   if (!loaded.ok || !loaded.config) throw new StartupError(['invalid configuration:', ...loaded.errors]);
   const config: Config = loaded.config;
 
-  let verifier;
-  if (config.auth.jwt) {
-    try {
-      verifier = createTokenVerifier(config.auth.jwt, loadJwtKeys(config.auth.jwt));
-    } catch (err) {
-      throw new StartupError([(err as Error).message]);
-    }
-  }
+  const { verifier, refreshKeys } = await createVerifier(config, log);
+  const tlsOptions = config.tls ? tlsServerOptions(config.tls) : undefined;
+  const peers = trackPeers(config);
 
   const policyResult = await loadPolicyFiles(config.policies, { cwd: process.cwd() });
   if (!policyResult.ok) throw new StartupError(['invalid policy:', ...policyResult.errors.map(formatPolicyError)]);
@@ -82,16 +164,24 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
   const metrics = createMetrics();
   metrics.policyReloads.inc({ result: 'success' });
   metrics.policyRules.set(ruleCount(policy));
+  // The policy in force: reloads swap `policies.holder.current`; each request is decided once.
+  const policies = createPolicyReloader({ patterns: config.policies, cwd: process.cwd(), initial: policy, metrics, log });
   const audit = createAuditSink(config.audit.file, () => metrics.auditDropped.inc());
   const observer = createObserver(metrics, audit);
   const forwarder = createForwarder(config.upstream);
 
   const gateway = createGateway({
     stages: [
-      createAuthenticate({ verifier, anonymous: config.auth.anonymous, onFailure: (reason) => metrics.authFailures.inc({ reason }) }),
+      createAuthenticate({
+        verifier,
+        anonymous: config.auth.anonymous,
+        peer: peers.peer,
+        precedence: config.auth.precedence,
+        onFailure: (reason) => metrics.authFailures.inc({ reason }),
+      }),
       createClassify(),
       createInspect({ inspectedBodyBytes: config.limits.inspectedBodyBytes }),
-      createAuthorize({ decide: (input) => decide(policy, input) }),
+      createAuthorize({ decide: (input) => decide(policies.holder.current, input) }),
     ],
     forwarder,
     hijack: createHijacker(config.upstream),
@@ -106,8 +196,11 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
     keepAliveTimeout: 5_000,
     maxHeaderSize: 64 * 1024,
   };
-  const server: http.Server = config.tls
-    ? https.createServer({ ...serverOptions, cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key), minVersion: 'TLSv1.2' })
+  const server: http.Server = tlsOptions
+    ? // TLS sockets are not half-open by default (plain HTTP ones are): without this, the docker
+      // CLI's half-close after stdin (a TLS close_notify) would end the whole connection and lose
+      // the rest of an exec's or attach's output.
+      https.createServer({ ...serverOptions, ...tlsOptions, allowHalfOpen: true })
     : http.createServer(serverOptions);
   // Every connection, so that shutdown can end hijacked ones (the HTTP server forgets upgraded sockets).
   const sockets = new Set<Socket>();
@@ -115,8 +208,14 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  server.on('request', gateway.handleRequest);
-  server.on('upgrade', gateway.handleUpgrade);
+  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+    peers.note(req);
+    gateway.handleRequest(req, res);
+  });
+  server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
+    peers.note(req);
+    gateway.handleUpgrade(req, socket, head);
+  });
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"message":"dockward: malformed HTTP request"}');
     else socket.destroy();
@@ -131,31 +230,82 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
   const listen = addressOf(server);
   const metricsListen = addressOf(metricsServer);
 
-  if (!config.tls && !LOOPBACK.test(splitHostPort(config.listen).host)) {
-    log.warn({ listen }, 'listening on a non-loopback address without TLS: bearer tokens cross the network in clear text');
+  if (!config.tls && !isLoopbackHost(hostOf(config.listen))) {
+    // Only reachable with insecureListen: true (the config refuses it otherwise).
+    log.warn({ listen }, 'insecureListen: listening on a non-loopback address without TLS: bearer tokens cross the network in clear text');
   }
   if (!existsSync(config.upstream)) log.warn({ upstream: config.upstream }, 'the Docker socket does not exist yet; requests get 502 until it does');
-  log.info({ listen, metrics: metricsListen, upstream: config.upstream, policies: policyResult.files, rules: ruleCount(policy), tls: Boolean(config.tls) }, 'listening');
+  const watcher: PolicyWatcher | undefined = config.reload.watch
+    ? watchPolicyFiles(config.policies, process.cwd(), () => void policies.reload('watch'), {
+        debounceMs: config.reload.debounceMs,
+        onError: (dir, err) => log.warn({ dir, err: err.message }, 'policy files in this directory are not watched; SIGHUP still reloads'),
+      })
+    : undefined;
+  log.info(
+    {
+      listen,
+      metrics: metricsListen,
+      upstream: config.upstream,
+      policies: policyResult.files,
+      rules: ruleCount(policy),
+      tls: Boolean(config.tls),
+      clientAuth: config.tls?.clientAuth ?? null,
+      jwt: config.auth.jwt ? (config.auth.jwt.jwksUrl ?? config.auth.jwt.jwksFile ?? config.auth.jwt.algorithms.join(',')) : null,
+    },
+    'listening',
+  );
   if (config.auth.jwt?.secretFile && config.auth.jwt.createSecretIfMissing) {
     log.info(`mint a token with: npx dockward token --secret-file ${config.auth.jwt.secretFile} --sub "$USER" --groups dev`);
+  }
+
+  const graceMs = config.shutdown.graceSeconds * 1000;
+  let stopped = false;
+
+  /** SIGHUP: the TLS material is swapped only when all of it loads. */
+  function reloadTls(): void {
+    if (!config.tls || !(server instanceof https.Server)) return;
+    try {
+      server.setSecureContext(tlsServerOptions(config.tls));
+      log.info({ cert: config.tls.cert }, 'TLS certificate and key reloaded');
+    } catch (err) {
+      const errors = err instanceof StartupError ? err.errors : [(err as Error).message];
+      log.error({ errors }, 'TLS reload failed: the certificate and key in use are kept');
+    }
   }
 
   return {
     listen,
     metricsListen,
-    async stop(graceMs = 10_000) {
+    graceMs,
+    async reload(trigger = 'signal') {
+      if (stopped) return { ok: false, errors: ['the gateway is stopping'] };
+      reloadTls();
+      // Fetched in the background: a slow identity provider must not hold up the policy.
+      void refreshKeys?.();
+      return policies.reload(trigger);
+    },
+    async stop(ms = graceMs) {
+      stopped = true;
+      watcher?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
+        // A keep-alive connection becomes idle when its request finishes: close it then, rather
+        // than when its keep-alive timeout runs out.
+        const idle = setInterval(() => server.closeIdleConnections(), 100);
         // Upgraded (hijacked) sockets and endless streams never become idle: cut them after the grace period.
         const cut = setTimeout(() => {
           server.closeAllConnections();
           for (const s of sockets) s.destroy();
-        }, graceMs);
-        cut.unref();
+        }, ms);
+        server.once('close', () => {
+          clearInterval(idle);
+          clearTimeout(cut);
+        });
       });
       forwarder.close();
-      metricsServer.close();
+      metricsServer.closeAllConnections();
+      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
       await audit.close();
     },
   };

@@ -1,34 +1,56 @@
 /**
- * Bearer-token identities. Keys are loaded once at start-up into KeyObjects (jsonwebtoken with a
- * string secret re-derives the key on every call: ~480 µs vs ~26 µs, pitfalls.md), and verified
- * tokens are cached by their exact string until they expire, so a docker CLI that sends the same
- * token on every request pays for the signature once.
+ * Bearer-token identities. Keys are loaded once at start-up into KeyObjects (a key re-derived on
+ * every call costs ~480 µs vs ~26 µs, pitfalls.md), and verified tokens are cached by their exact
+ * string until they expire, so a docker CLI that sends the same token on every request pays for
+ * the signature once: a cached token is answered synchronously, only a cache miss returns a
+ * Promise (signature checks run on `jose`, and a JWKS may have to be fetched).
  */
 import { createPublicKey, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import jwt from 'jsonwebtoken';
 import type { Identity } from '../types.js';
 import type { JwtAlgorithm, JwtConfig } from '../config/schema.js';
+import { createJwks, jwksFileSource, jwksUrlSource, type Jwks } from './jwks.js';
 
+/** Bounded: the label values of dockward_auth_failures_total{reason}. */
 export type AuthFailure =
   | 'missing' | 'malformed' | 'algorithm' | 'signature' | 'expired' | 'not_yet_valid'
-  | 'issuer' | 'audience' | 'claims';
+  | 'issuer' | 'audience' | 'claims' | 'key' | 'certificate';
 
 export type TokenResult =
   | { ok: true; identity: Identity }
   | { ok: false; reason: AuthFailure; message: string };
 
 export interface TokenVerifier {
-  verify(token: string, nowMs?: number): TokenResult;
+  /** Synchronous for a token verified before (until it expires or the key set changes); a Promise otherwise. */
+  verify(token: string, nowMs?: number): TokenResult | Promise<TokenResult>;
+}
+
+export interface JwtKeys {
+  /** HS* tokens, and only they, are checked against this. */
+  secret?: KeyObject;
+  /** RS*, PS*, ES*, EdDSA tokens without a `kid` (or every one of them when there is no key set). */
+  publicKey?: KeyObject;
+  /** RS*, PS*, ES*, EdDSA tokens, by `kid`. */
+  jwks?: Jwks;
+}
+
+export interface JwksHooks {
+  onError?: (message: string) => void;
+  onUpdate?: (info: { keys: number; kids: string[]; version: number }) => void;
 }
 
 const MIN_SECRET_BYTES = 32;
 const CACHE_LIMIT = 10_000;
 
-/** Reads (or, when the config asks, creates) the key material. Throws with a message saying what to fix. */
-export function loadJwtKeys(cfg: JwtConfig): { secret?: KeyObject; publicKey?: KeyObject } {
-  const keys: { secret?: KeyObject; publicKey?: KeyObject } = {};
+/**
+ * Reads (or, when the config asks, creates) the key material. Throws with a message saying what
+ * to fix. A key set is created but not fetched: `await keys.jwks.refresh()` does that.
+ */
+export function loadJwtKeys(cfg: JwtConfig, hooks: JwksHooks = {}): JwtKeys {
+  const keys: JwtKeys = {};
   if (cfg.secretFile) {
     if (!existsSync(cfg.secretFile) && cfg.createSecretIfMissing) {
       mkdirSync(path.dirname(cfg.secretFile), { recursive: true });
@@ -49,6 +71,20 @@ export function loadJwtKeys(cfg: JwtConfig): { secret?: KeyObject; publicKey?: K
       throw new Error(`auth.jwt.publicKeyFile: ${cfg.publicKeyFile} is not a PEM public key: ${(err as Error).message}`);
     }
   }
+  if (cfg.jwksFile || cfg.jwksUrl) {
+    let source;
+    try {
+      source = cfg.jwksFile ? jwksFileSource(cfg.jwksFile) : jwksUrlSource(cfg.jwksUrl!, { caFile: cfg.jwksCaFile });
+    } catch (err) {
+      throw new Error(`auth.jwt.jwksCaFile: cannot read ${cfg.jwksCaFile}: ${(err as Error).message}`);
+    }
+    keys.jwks = createJwks(source, {
+      maxAgeMs: cfg.jwksCacheSeconds * 1000,
+      refetchMs: cfg.jwksRefetchSeconds * 1000,
+      onError: hooks.onError,
+      onUpdate: hooks.onUpdate,
+    });
+  }
   return keys;
 }
 
@@ -67,39 +103,62 @@ export function readSecret(file: string): Buffer {
   return secret;
 }
 
-export function createTokenVerifier(cfg: JwtConfig, keys: { secret?: KeyObject; publicKey?: KeyObject }): TokenVerifier {
+interface CacheEntry {
+  identity: Identity;
+  expMs: number;
+  nbfMs: number;
+  /** The key set version the token was verified under; undefined when no key set was involved. */
+  jwksVersion?: number;
+}
+
+export function createTokenVerifier(cfg: JwtConfig, keys: JwtKeys): TokenVerifier {
   const allowed = new Set<string>(cfg.algorithms);
-  const cache = new Map<string, { identity: Identity; expMs: number; nbfMs: number }>();
+  const cache = new Map<string, CacheEntry>();
   const toleranceMs = cfg.clockToleranceSeconds * 1000;
 
-  function keyFor(alg: JwtAlgorithm): KeyObject | undefined {
+  type KeyChoice = { key: KeyObject; jwksVersion?: number } | TokenResult;
+
+  function keyFor(alg: JwtAlgorithm, kid: string | undefined): KeyChoice | Promise<KeyChoice> {
     // The key is chosen by the algorithm family, never by what the token asks for: an HS256
     // token can only ever be checked against the secret, so a public key can't be abused as an
-    // HMAC secret (the classic RS/HS confusion).
-    return alg.startsWith('HS') ? keys.secret : keys.publicKey;
+    // HMAC secret (the classic RS/HS confusion), and a key set never supplies a secret.
+    if (alg.startsWith('HS')) return keys.secret ? { key: keys.secret } : fail('algorithm', `no key configured for algorithm ${alg}`);
+    const jwks = keys.jwks;
+    if (!jwks || (kid === undefined && keys.publicKey)) {
+      return keys.publicKey ? { key: keys.publicKey } : fail('algorithm', `no key configured for algorithm ${alg}`);
+    }
+    const settle = (r: Awaited<ReturnType<Jwks['keyFor']>>): KeyChoice => (r.ok ? { key: r.key, jwksVersion: jwks.version } : fail('key', r.message));
+    const r = jwks.keyFor(alg, kid);
+    return r instanceof Promise ? r.then(settle) : settle(r);
   }
 
-  function verifyUncached(token: string, nowMs: number): TokenResult {
-    const decoded = jwt.decode(token, { complete: true });
-    if (!decoded || typeof decoded.payload !== 'object') return fail('malformed', 'the bearer token is not a JWT');
-    const alg = decoded.header.alg;
-    if (!allowed.has(alg)) return fail('algorithm', `token algorithm ${JSON.stringify(alg)} is not allowed`);
-    const key = keyFor(alg as JwtAlgorithm);
-    if (!key) return fail('algorithm', `no key configured for algorithm ${alg}`);
-    let payload: jwt.JwtPayload;
+  async function verifyUncached(token: string, nowMs: number): Promise<TokenResult> {
+    let header;
     try {
-      payload = jwt.verify(token, key, {
-        algorithms: [alg as jwt.Algorithm],
+      header = decodeProtectedHeader(token);
+    } catch {
+      return fail('malformed', 'the bearer token is not a JWT');
+    }
+    if (token.split('.').length !== 3) return fail('malformed', 'the bearer token is not a signed JWT (JWS compact form)');
+    const alg = header.alg;
+    if (typeof alg !== 'string' || !allowed.has(alg)) return fail('algorithm', `token algorithm ${JSON.stringify(alg ?? null)} is not allowed`);
+    if (header.kid !== undefined && typeof header.kid !== 'string') return fail('malformed', 'token kid is not a string');
+    const choice = await keyFor(alg as JwtAlgorithm, header.kid);
+    if ('ok' in choice) return choice;
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, choice.key, {
+        algorithms: [alg],
         issuer: cfg.issuer,
         audience: cfg.audience,
-        clockTimestamp: Math.floor(nowMs / 1000),
+        currentDate: new Date(nowMs),
         clockTolerance: cfg.clockToleranceSeconds,
-      }) as jwt.JwtPayload;
+        // A token without an expiry would be valid forever once leaked: refuse it.
+        requiredClaims: ['exp'],
+      }));
     } catch (err) {
       return classifyError(err);
     }
-    // A token without an expiry would be valid forever once leaked: refuse it.
-    if (typeof payload.exp !== 'number') return fail('claims', 'token has no exp claim');
     const user = claim(payload, cfg.userClaim);
     if (typeof user !== 'string' || user === '') return fail('claims', `token has no string claim ${cfg.userClaim}`);
     const rawGroups = claim(payload, cfg.groupsClaim);
@@ -109,10 +168,10 @@ export function createTokenVerifier(cfg: JwtConfig, keys: { secret?: KeyObject; 
     else if (Array.isArray(rawGroups) && rawGroups.every((g) => typeof g === 'string')) groups = rawGroups as string[];
     else return fail('claims', `token claim ${cfg.groupsClaim} must be a string or a list of strings`);
     const identity: Identity = Object.freeze({ user, groups: Object.freeze([...groups]), via: 'jwt' as const });
-    const expMs = payload.exp * 1000 + toleranceMs;
+    const expMs = payload.exp! * 1000 + toleranceMs;
     const nbfMs = typeof payload.nbf === 'number' ? payload.nbf * 1000 - toleranceMs : -Infinity;
     if (cache.size >= CACHE_LIMIT) cache.clear();
-    cache.set(token, { identity, expMs, nbfMs });
+    cache.set(token, { identity, expMs, nbfMs, jwksVersion: choice.jwksVersion });
     return { ok: true, identity };
   }
 
@@ -120,7 +179,8 @@ export function createTokenVerifier(cfg: JwtConfig, keys: { secret?: KeyObject; 
     verify(token, nowMs = Date.now()) {
       const hit = cache.get(token);
       if (hit) {
-        if (nowMs < hit.expMs && nowMs >= hit.nbfMs) return { ok: true, identity: hit.identity };
+        const keysCurrent = hit.jwksVersion === undefined || hit.jwksVersion === keys.jwks?.version;
+        if (nowMs < hit.expMs && nowMs >= hit.nbfMs && keysCurrent) return { ok: true, identity: hit.identity };
         cache.delete(token);
       }
       return verifyUncached(token, nowMs);
@@ -144,13 +204,21 @@ function fail(reason: AuthFailure, message: string): TokenResult {
 }
 
 function classifyError(err: unknown): TokenResult {
-  if (err instanceof jwt.TokenExpiredError) return fail('expired', 'token expired');
-  if (err instanceof jwt.NotBeforeError) return fail('not_yet_valid', 'token not valid yet (nbf)');
-  const msg = (err as Error).message ?? String(err);
-  if (/issuer/.test(msg)) return fail('issuer', 'token issuer is not accepted');
-  if (/audience/.test(msg)) return fail('audience', 'token audience is not accepted');
-  if (/signature/.test(msg)) return fail('signature', 'token signature does not verify');
-  return fail('malformed', `token rejected: ${msg}`);
+  if (err instanceof joseErrors.JWTExpired) return fail('expired', 'token expired');
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    if (err.claim === 'nbf') return fail('not_yet_valid', 'token not valid yet (nbf)');
+    if (err.claim === 'iss') return fail('issuer', 'token issuer is not accepted');
+    if (err.claim === 'aud') return fail('audience', 'token audience is not accepted');
+    if (err.claim === 'exp' && err.reason === 'missing') return fail('claims', 'token has no exp claim');
+    return fail('claims', `token claim ${err.claim} is invalid: ${err.message}`);
+  }
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return fail('signature', 'token signature does not verify');
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return fail('algorithm', `token rejected: ${err.message}`);
+  if (err instanceof joseErrors.JWSInvalid || err instanceof joseErrors.JWTInvalid) return fail('malformed', `token rejected: ${err.message}`);
+  // The algorithm was checked against the allowed list before: what jose refuses now is the key
+  // itself (an RSA key for ES256, a P-384 key for ES256), reported as JOSENotSupported, TypeError
+  // or a WebCrypto DOMException.
+  return fail('key', `the configured key cannot verify this token: ${(err as Error)?.message ?? String(err)}`);
 }
 
 /** `dockward token`: an HS256 token for tests and demos. */

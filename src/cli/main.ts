@@ -51,19 +51,41 @@ async function serve(argv: string[]): Promise<number> {
     strict: true,
   });
   const log = createLogger();
+  // A SIGHUP while starting would otherwise end the process (its default action): the policy
+  // being loaded at start-up is read after the signal anyway.
+  const ignoreHup = () => log.info('SIGHUP during start-up ignored: the files are being read now');
+  process.on('SIGHUP', ignoreHup);
   const running = await startGateway(configFilePath(values.config, process.env), { listen: values.listen, upstream: values.upstream, policies: values.policy }, log);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down');
-    // Finite requests get a grace period; long streams (logs -f, attach) are then cut.
-    const hard = setTimeout(() => process.exit(0), 10_000);
+    log.info({ signal, graceMs: running.graceMs }, 'shutting down: no new connections; requests under way get the grace period, then streams are cut');
+    // stop() ends within the grace period; this only catches a stop that hangs.
+    const hard = setTimeout(() => {
+      log.error('shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, running.graceMs + 5_000);
     hard.unref();
-    running.stop().then(() => process.exit(0), () => process.exit(0));
+    running.stop().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // `systemctl reload dockward` / `kill -HUP`: policy, TLS material and JWKS, without a restart.
+  process.off('SIGHUP', ignoreHup);
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    void running.reload('signal');
+  });
   return new Promise<number>(() => {});
 }
 

@@ -105,17 +105,30 @@ function keyOffset(doc: ReturnType<typeof parseDocument>, p: (string | number)[]
   return range?.[0];
 }
 
-/** Relative file names in the config are relative to the working directory (the project root for `npm start`). */
+/**
+ * Relative file names in the config are relative to the working directory (the project root for
+ * `npm start`). Defaults that depend on other keys are filled in here, so that the rest of the
+ * program reads one settled value: `tls.clientAuth` is `require` when `clientCA` is set, and
+ * `auth.mtls` gets its defaults (user from the CN, groups from the OUs).
+ */
 function resolvePaths(c: Config, cwd: string): Config {
   const abs = (f: string | undefined) => (f === undefined ? undefined : path.resolve(cwd, f));
   const jwt = c.auth.jwt;
+  const tls = c.tls;
   return {
     ...c,
     upstream: c.upstream.replace(/^unix:\/\//, ''),
-    tls: c.tls && { ...c.tls, cert: abs(c.tls.cert)!, key: abs(c.tls.key)! },
+    tls: tls && {
+      ...tls,
+      cert: abs(tls.cert)!,
+      key: abs(tls.key)!,
+      clientCA: abs(tls.clientCA),
+      clientAuth: tls.clientCA ? (tls.clientAuth ?? 'require') : undefined,
+    },
     auth: {
       ...c.auth,
-      jwt: jwt && { ...jwt, secretFile: abs(jwt.secretFile), publicKeyFile: abs(jwt.publicKeyFile), jwksFile: abs(jwt.jwksFile) },
+      jwt: jwt && { ...jwt, secretFile: abs(jwt.secretFile), publicKeyFile: abs(jwt.publicKeyFile), jwksFile: abs(jwt.jwksFile), jwksCaFile: abs(jwt.jwksCaFile) },
+      mtls: tls?.clientCA ? (c.auth.mtls ?? { user: 'cn', groups: 'ou' }) : undefined,
     },
     policies: c.policies.map((p) => (path.isAbsolute(p) ? p : path.join(cwd, p))),
     audit: { file: c.audit.file === '-' ? '-' : abs(c.audit.file)! },

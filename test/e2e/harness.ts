@@ -18,7 +18,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -579,4 +579,189 @@ export async function removeGatewayDirs(): Promise<void> {
 /** A scratch directory (bind-mount sources, request bodies) that the suite's cleanup deletes. */
 export function scratchDir(): Promise<string> {
   return tempDir('dockward-scratch-');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Long-running CLI commands (`logs -f`, `events`) and TLS material
+
+export interface DockerStream {
+  /** Everything the CLI wrote to stdout so far. */
+  stdout(): string;
+  stderr(): string;
+  /** Resolves when stdout contains `text` (or rejects after `timeoutMs`, default 20 s). */
+  waitFor(text: string | RegExp, timeoutMs?: number): Promise<void>;
+  /** Resolves when the CLI has exited, however it ended. */
+  exited: Promise<DockerResult>;
+  /** SIGKILL, then wait for the exit. */
+  kill(): Promise<DockerResult>;
+}
+
+/**
+ * Starts the docker CLI without waiting for it to end: for `logs -f` and other streams that a
+ * test watches while something else happens. Killed at `timeoutMs` (default 120 s) at the latest.
+ */
+export async function dockerStream(args: string[], opts: DockerOptions): Promise<DockerStream> {
+  const configDir = opts.configDir ?? (await defaultConfigDir());
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const k of DOCKER_ENV_DROPPED) delete env[k];
+  Object.assign(env, { DOCKER_CONFIG: configDir, DOCKER_CLI_HINTS: 'false', NO_PROXY: '*' }, opts.env);
+  const fullArgs = ['-H', opts.host, ...args];
+  const command = [DOCKER_CLI, ...fullArgs].join(' ');
+  const child = spawn(DOCKER_CLI, fullArgs, { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  liveChildren.add(child);
+  let out = '';
+  let err = '';
+  const outBytes: Buffer[] = [];
+  const waiters = new Set<() => void>();
+  child.stdout.on('data', (b: Buffer) => {
+    outBytes.push(b);
+    out += b.toString('utf8');
+    for (const w of waiters) w();
+  });
+  child.stderr.on('data', (b: Buffer) => {
+    err += b.toString('utf8');
+  });
+  child.stdin.on('error', () => {});
+  child.stdin.end(opts.input ?? '');
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, opts.timeoutMs ?? 120_000);
+  const exited = new Promise<DockerResult>((resolve) => {
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      liveChildren.delete(child);
+      for (const w of waiters) w();
+      resolve({ code, signal, stdout: out, stdoutBytes: Buffer.concat(outBytes), stderr: err, timedOut, command });
+    });
+  });
+  let done = false;
+  void exited.then(() => {
+    done = true;
+  });
+  return {
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    waitFor(text, timeoutMs = 20_000) {
+      const has = () => (typeof text === 'string' ? out.includes(text) : text.test(out));
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          if (has()) {
+            cleanup();
+            resolve();
+          } else if (done) {
+            cleanup();
+            reject(new Error(`${command} exited before printing ${String(text)}\nstdout:\n${out}\nstderr:\n${err}`));
+          }
+        };
+        const t = setTimeout(() => {
+          cleanup();
+          reject(new Error(`${command} did not print ${String(text)} within ${timeoutMs} ms\nstdout:\n${out.slice(-2000)}\nstderr:\n${err}`));
+        }, timeoutMs);
+        const cleanup = () => {
+          clearTimeout(t);
+          waiters.delete(check);
+        };
+        waiters.add(check);
+        check();
+      });
+    },
+    async kill() {
+      child.kill('SIGKILL');
+      return exited;
+    },
+  };
+}
+
+export interface TestCertificate {
+  cert: string;
+  key: string;
+  /** A directory laid out like the docker CLI's DOCKER_CERT_PATH: ca.pem, cert.pem, key.pem. */
+  dir: string;
+}
+
+export interface ClientCertOptions {
+  /** Subject organizational units (mTLS groups). */
+  ou?: string[];
+  /** subjectAltName entries, e.g. `email:alice@example.com`, `DNS:ci.example.com`. */
+  san?: string[];
+  /** Signed by the rogue CA, which the gateway does not trust. */
+  rogue?: boolean;
+}
+
+export interface TestPki {
+  dir: string;
+  /** The CA that signs the server certificate and trusted client certificates. */
+  caFile: string;
+  /** Another CA: certificates it signs must be refused. */
+  rogueCaFile: string;
+  /** For 127.0.0.1 and localhost. */
+  serverCert: string;
+  serverKey: string;
+  /** A client certificate with subject CN=`cn`. */
+  client(cn: string, opts?: ClientCertOptions): Promise<TestCertificate>;
+}
+
+function openssl(args: string[], cwd: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`openssl ${args.join(' ')} exited ${code}: ${err}`))));
+  });
+}
+
+/** Subject text for `openssl -subj`: `/` and `\` in values are escaped. */
+function subjectOf(fields: [string, string][]): string {
+  return fields.map(([k, v]) => `/${k}=${v.replace(/[\\/]/g, (c) => `\\${c}`)}`).join('');
+}
+
+/**
+ * A throw-away PKI made with the openssl CLI (EC P-256, valid for two days): a CA, a server
+ * certificate for 127.0.0.1, and client certificates on demand. Deleted by the suite's cleanup.
+ */
+export async function makeTestPki(): Promise<TestPki> {
+  const dir = await tempDir('dockward-pki-');
+  const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  const makeCa = async (name: string) => {
+    await openssl(['req', '-x509', ...newKey, '-keyout', `${name}-key.pem`, '-out', `${name}.pem`, '-days', '2', '-subj', subjectOf([['CN', `dockward test ${name}`]]),
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
+  };
+  await makeCa('ca');
+  await makeCa('rogue-ca');
+  let serial = 0;
+  const issue = async (name: string, subject: [string, string][], ext: string[], ca: string) => {
+    serial += 1;
+    await writeFile(path.join(dir, `${name}.ext`), ext.join('\n') + '\n');
+    await openssl(['req', ...newKey, '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', subjectOf(subject)], dir);
+    await openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}-key.pem`, '-set_serial', String(1000 + serial), '-days', '2', '-out', `${name}-cert.pem`, '-extfile', `${name}.ext`], dir);
+    return { cert: path.join(dir, `${name}-cert.pem`), key: path.join(dir, `${name}-key.pem`) };
+  };
+  const server = await issue('server', [['CN', 'localhost']], ['subjectAltName=IP:127.0.0.1,DNS:localhost', 'extendedKeyUsage=serverAuth', 'keyUsage=critical,digitalSignature'], 'ca');
+  let clients = 0;
+  return {
+    dir,
+    caFile: path.join(dir, 'ca.pem'),
+    rogueCaFile: path.join(dir, 'rogue-ca.pem'),
+    serverCert: server.cert,
+    serverKey: server.key,
+    async client(cn, o = {}) {
+      clients += 1;
+      const name = `client-${clients}`;
+      const ext = ['extendedKeyUsage=clientAuth', 'keyUsage=critical,digitalSignature'];
+      if (o.san && o.san.length > 0) ext.push(`subjectAltName=${o.san.join(',')}`);
+      const subject: [string, string][] = [['CN', cn], ...(o.ou ?? []).map((u): [string, string] => ['OU', u])];
+      const c = await issue(name, subject, ext, o.rogue ? 'rogue-ca' : 'ca');
+      const certDir = path.join(dir, `${name}-docker`);
+      await mkdir(certDir);
+      // The CLI checks the gateway's certificate against ca.pem, whoever signed the client's.
+      await copyFile(path.join(dir, 'ca.pem'), path.join(certDir, 'ca.pem'));
+      await copyFile(c.cert, path.join(certDir, 'cert.pem'));
+      await copyFile(c.key, path.join(certDir, 'key.pem'));
+      return { ...c, dir: certDir };
+    },
+  };
 }
