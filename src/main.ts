@@ -8,25 +8,24 @@ import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { createSecureContext, type TLSSocket } from 'node:tls';
-import { createAuditSink } from './audit/audit.js';
 import { createTokenVerifier, loadJwtKeys, type TokenVerifier } from './auth/jwt.js';
 import { createPeerIdentities, NO_PEER, type PeerResult } from './auth/mtls.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
 import { createPolicyReloader, watchPolicyFiles, type PolicyWatcher, type ReloadResult, type ReloadTrigger } from './config/reload.js';
 import { hostOf, isLoopbackHost, type Config, type TlsConfig } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
-import { createMetrics } from './metrics/metrics.js';
-import { createMetricsApp, pingUnixSocket } from './metrics/server.js';
+import { createObservability } from './metrics/observability.js';
 import { createAuthenticate } from './pipeline/authenticate.js';
 import { createAuthorize } from './pipeline/authorize.js';
 import { createClassify } from './pipeline/classify.js';
 import { createForwarder } from './pipeline/forward.js';
 import { createHijacker } from './pipeline/hijack.js';
 import { createInspect } from './pipeline/inspect.js';
-import { createObserver } from './pipeline/observe.js';
-import { decide } from './policy/decide.js';
+import { createStamp } from './pipeline/stamp.js';
+import { createResolveTarget } from './pipeline/target.js';
+import { createTargetResolver } from './docker/resolve.js';
+import { decide, factNeeds, ruleCount } from './policy/decide.js';
 import { formatPolicyError, loadPolicyFiles } from './policy/load.js';
-import { ruleCount } from './policy/decide.js';
 import { createGateway } from './server.js';
 
 export class StartupError extends Error {
@@ -161,14 +160,15 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
   if (!policyResult.ok) throw new StartupError(['invalid policy:', ...policyResult.errors.map(formatPolicyError)]);
   const policy = policyResult.policy;
 
-  const metrics = createMetrics();
+  const obs = createObservability(config, { log });
+  const metrics = obs.metrics;
   metrics.policyReloads.inc({ result: 'success' });
   metrics.policyRules.set(ruleCount(policy));
   // The policy in force: reloads swap `policies.holder.current`; each request is decided once.
   const policies = createPolicyReloader({ patterns: config.policies, cwd: process.cwd(), initial: policy, metrics, log });
-  const audit = createAuditSink(config.audit.file, () => metrics.auditDropped.inc());
-  const observer = createObserver(metrics, audit);
+  obs.trackPolicy(() => policies.holder.current);
   const forwarder = createForwarder(config.upstream);
+  const targets = createTargetResolver(config.upstream, config.ownership);
 
   const gateway = createGateway({
     stages: [
@@ -177,15 +177,22 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
         anonymous: config.auth.anonymous,
         peer: peers.peer,
         precedence: config.auth.precedence,
-        onFailure: (reason) => metrics.authFailures.inc({ reason }),
+        onFailure: obs.authFailed,
       }),
       createClassify(),
-      createInspect({ inspectedBodyBytes: config.limits.inspectedBodyBytes }),
-      createAuthorize({ decide: (input) => decide(policies.holder.current, input) }),
+      // Facts and targets are read only for actions whose rules use them (the hot path stays cheap).
+      createInspect({ inspectedBodyBytes: config.limits.inspectedBodyBytes, factNeeds: (action) => factNeeds(policies.holder.current, action) }),
+      createResolveTarget({ resolver: targets, needsTarget: (action) => factNeeds(policies.holder.current, action).target }),
+      createAuthorize({
+        decide: (input) => decide(policies.holder.current, input),
+        needsTarget: (action) => factNeeds(policies.holder.current, action).target,
+        ownership: config.ownership,
+      }),
+      createStamp(config.ownership),
     ],
     forwarder,
     hijack: createHijacker(config.upstream),
-    observer,
+    observer: obs.observer,
     onError: (err, ctx) => log.error({ err, requestId: ctx.id }, 'request failed inside the gateway'),
   });
 
@@ -221,9 +228,7 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
     else socket.destroy();
   });
 
-  const metricsServer = http.createServer(
-    createMetricsApp({ metrics, policyLoaded: () => true, pingUpstream: () => pingUnixSocket(config.upstream) }),
-  );
+  const metricsServer = http.createServer(obs.metricsApp({ upstream: config.upstream, policyReady: () => policies.holder.current !== undefined }));
 
   await listenOn(server, config.listen);
   await listenOn(metricsServer, config.metrics.listen);
@@ -282,6 +287,8 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
       reloadTls();
       // Fetched in the background: a slow identity provider must not hold up the policy.
       void refreshKeys?.();
+      // After logrotate moved the audit file away (without copytruncate): write to a new one.
+      if (trigger === 'signal') obs.audit.reopen();
       return policies.reload(trigger);
     },
     async stop(ms = graceMs) {
@@ -304,9 +311,10 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
         });
       });
       forwarder.close();
+      targets.close();
       metricsServer.closeAllConnections();
       await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
-      await audit.close();
+      await obs.close();
     },
   };
 }

@@ -203,9 +203,9 @@ export function createGateway(deps: GatewayDeps) {
     const go = (r: Rejection | undefined) => {
       if (r) return refuse(r);
       ctx.decidedNs = process.hrtime.bigint();
-      observer.streamOpened('response');
+      observer.streamOpened('response', ctx);
       forwarder.forward(ctx, req, res, (err) => {
-        observer.streamClosed('response');
+        observer.streamClosed('response', ctx);
         if (err && !res.headersSent) {
           return refuse(rejection('upstream_unavailable', `the Docker daemon is unreachable (${ctx.upstreamError ?? err.message})`));
         }
@@ -231,9 +231,9 @@ export function createGateway(deps: GatewayDeps) {
         return refuse(rejection('bad_framing', `${ctx.classification?.action ?? 'this request'} cannot be upgraded`));
       }
       ctx.decidedNs = process.hrtime.bigint();
-      observer.streamOpened('hijack');
+      observer.streamOpened('hijack', ctx);
       hijack(ctx, req.rawHeaders, socket, state.rest, (result) => {
-        observer.streamClosed('hijack');
+        observer.streamClosed('hijack', ctx);
         if (result.error && ctx.status === undefined) {
           return refuse(rejection('upstream_unavailable', `the Docker daemon is unreachable (${ctx.upstreamError ?? result.error.message})`));
         }

@@ -84,6 +84,12 @@ export interface DecisionInput {
   /** Derived, normalised facts: `create.privileged`, `exec.user`, ... (issue 3). */
   readonly facts?: Readonly<Record<string, unknown>>;
   readonly target?: TargetFacts;
+  /**
+   * List actions (issue 4): decide whether the caller may list at all, with `target.*`
+   * conditions deferred to the items - they hold in allow rules and do not match in deny rules.
+   * Each item of the answer is then decided with its own `target`.
+   */
+  readonly deferTarget?: boolean;
 }
 
 export interface Decision {

@@ -143,6 +143,12 @@ export function parseConditionKey(key: string): ParsedKey {
  * Does the key exist for this action? `def` is undefined for the `unknown` pseudo-action,
  * which only has a query (its body and target are not known).
  */
+/**
+ * List actions on which target conditions filter the answer item by item (issue 4): the
+ * request itself is decided with its target conditions deferred (DecisionInput.deferTarget).
+ */
+export const LIST_TARGET_ACTIONS: ReadonlySet<string> = new Set(['container.list', 'image.list', 'volume.list', 'network.list', 'system.events']);
+
 export function keyExistsFor(source: ValueSource, actionName: string, def: ActionDef | undefined): boolean {
   switch (source.kind) {
     case 'query':
@@ -150,7 +156,7 @@ export function keyExistsFor(source: ValueSource, actionName: string, def: Actio
     case 'body':
       return def !== undefined && def.body === 'json';
     case 'target':
-      return def !== undefined && def.target !== undefined;
+      return (def !== undefined && def.target !== undefined) || LIST_TARGET_ACTIONS.has(actionName);
     case 'fact': {
       const [family, name] = splitFact(source.fact);
       if (family === 'exec') return EXEC_FACT_ACTIONS.has(actionName);
@@ -167,7 +173,7 @@ export function whereKeyExists(source: ValueSource): string {
     case 'body':
       return 'body keys exist only for actions with a JSON body';
     case 'target':
-      return 'target keys exist only for actions on an existing object (a path with {id} or {name})';
+      return `target keys exist only for actions on an existing object (a path with {id} or {name}) and for ${[...LIST_TARGET_ACTIONS].join(', ')}, where they filter the answer`;
     case 'fact': {
       const [family, name] = splitFact(source.fact);
       if (family === 'exec') return `exec facts exist only for ${[...EXEC_FACT_ACTIONS].join(', ')}`;

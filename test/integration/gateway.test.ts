@@ -72,7 +72,7 @@ beforeAll(async () => {
   - name: dev-creates
     effect: allow
     subjects: ["group:dev"]
-    actions: [container.create, container.attach, exec.start]
+    actions: [container.create, container.update, container.attach, exec.start]
 `);
   writeFileSync(path.join(dir, 'dockward.yaml'), `listen: 127.0.0.1:0
 upstream: unix://${sock}
@@ -160,10 +160,19 @@ describe('gateway against a scripted daemon', () => {
 
   it('forwards the inspected JSON body byte for byte', async () => {
     seen = [];
-    const body = '{"Image":"busybox:local",  "Cmd":["echo","\\u00e9"]}';
-    const r = await request('POST', '/v1.41/containers/create', { token: token('alice', ['dev']), body, headers: { 'Content-Type': 'application/json' } });
+    const body = '{"Memory":  1073741824, "CpuShares":512, "Note":"\\u00e9"}';
+    const r = await request('POST', '/v1.41/containers/abc/update', { token: token('alice', ['dev']), body, headers: { 'Content-Type': 'application/json' } });
     expect(r.status).toBe(201);
     expect(seen[0]!.body).toBe(body);
+  });
+
+  it('forwards a create body as checked plus exactly the ownership labels, spoofed values overwritten', async () => {
+    seen = [];
+    const body = { Image: 'busybox:local', Cmd: ['echo', 'é'], labels: { app: 'web', 'dockward.owner': 'bob', 'dockward.team': 'qa' } };
+    const r = await request('POST', '/v1.41/containers/create', { token: token('alice', ['dev', 'ops']), body: JSON.stringify(body), headers: { 'Content-Type': 'application/json' } });
+    expect(r.status).toBe(201);
+    // The client's own spelling of the key is kept: dockerd would merge a second spelling.
+    expect(JSON.parse(seen[0]!.body)).toEqual({ ...body, labels: { app: 'web', 'dockward.owner': 'alice', 'dockward.team': 'dev' } });
   });
 
   it.each([

@@ -46,6 +46,7 @@ describe('shipped policies', () => {
       'policies/examples/everyone-reads.yaml',
       'policies/examples/nobody-exports-prod.yaml',
       'policies/examples/only-owners-kill.yaml',
+      'policies/examples/teams.yaml',
     ]);
   });
 
