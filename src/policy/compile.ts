@@ -16,7 +16,7 @@ import { UNKNOWN_ACTION } from '../docker/catalogue.js';
 import type { ActionDef } from '../types.js';
 import { keyExistsFor, parseConditionKey, suggest, whereKeyExists } from './facts.js';
 import type { ValueType } from './facts.js';
-import { cleanAbsolutePath } from './matchers.js';
+import { cleanAbsolutePath, compileConditionTest, describeMatcher, holdsOnlyFor, mentionsSubject } from './matchers.js';
 import type {
   ActionRules,
   CompiledCondition,
@@ -27,8 +27,10 @@ import type {
   Literal,
   Matcher,
   PolicyError,
+  RuleBucket,
   SetItem,
   SubjectIndex,
+  ValueIndex,
 } from './types.js';
 
 export interface PolicySource {
@@ -64,7 +66,7 @@ const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
  * dot: values are not file names, a leading "." is an ordinary character. nonegate: a value
  * starting with "!" is a value, not an inverted pattern. windows: never treat "\" as "/".
  */
-const GLOB_OPTIONS: picomatch.PicomatchOptions = { dot: true, nonegate: true, windows: false };
+export const GLOB_OPTIONS: picomatch.PicomatchOptions = Object.freeze({ dot: true, nonegate: true, windows: false });
 
 export function compilePolicy(sources: readonly PolicySource[], opts: CompileOptions): CompileResult {
   const catalogue = new Map<string, ActionDef>();
@@ -440,7 +442,16 @@ function compileWhen(ctx: FileContext, field: Field, actions: CompiledActions | 
       continue;
     }
     const pos = ctx.where(keyNode);
-    out.push(Object.freeze({ key, source: parsed.source, matcher, line: pos.line, column: pos.column }));
+    out.push(Object.freeze({
+      key,
+      source: parsed.source,
+      matcher,
+      line: pos.line,
+      column: pos.column,
+      test: compileConditionTest(parsed.source, matcher),
+      expected: mentionsSubject(matcher) ? undefined : `${key} ${describeMatcher(matcher, undefined)}`,
+      holdsOnlyFor: holdsOnlyFor(matcher),
+    }));
   }
   return ok ? out : undefined;
 }
@@ -622,11 +633,25 @@ function setItems(ctx: FileContext, node: YamlNode | null, pair: Pair, key: stri
 
 function compileGlob(ctx: FileContext, node: YamlNode | null, pattern: string): ((s: string) => boolean) | undefined {
   try {
-    return picomatch(pattern, GLOB_OPTIONS);
+    // picomatch() validates the pattern and reports its errors; the test itself is globTest's.
+    picomatch(pattern, GLOB_OPTIONS);
+    return globTest(pattern);
   } catch (e) {
     ctx.error(node, `bad glob ${JSON.stringify(pattern)}: ${(e as Error).message}`);
     return undefined;
   }
+}
+
+/**
+ * What `picomatch(pattern, GLOB_OPTIONS)` returns, without the two result objects its matcher
+ * allocates per call (value globs run on the request path, once per rule tried). For these
+ * options picomatch 4's matcher is exactly: not "", and equal to the pattern or matched by
+ * makeRe's regular expression (picomatch.test: no format, matchBase, capture, ignore or
+ * callbacks). A test compares the two on many patterns and inputs.
+ */
+export function globTest(pattern: string): (s: string) => boolean {
+  const re = picomatch.makeRe(pattern, GLOB_OPTIONS);
+  return (s) => s !== '' && (s === pattern || re.test(s));
 }
 
 const SUBSTITUTIONS: Record<string, Literal> = {
@@ -687,7 +712,12 @@ function describeNode(node: YamlNode | null | undefined): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The per-action index.
+// The per-action index: action -> effect -> subject bucket -> rules, and inside a bucket, rules
+// that test one key against plain strings (`target.labels.env: { in: [prod, secret] }`) indexed
+// by those strings, so a request tries only the rules that can apply to it.
+
+/** Below this many rules on one key, trying them one by one is as fast as reading the index. */
+const MIN_INDEXED = 4;
 
 interface MutableSubjectIndex {
   anyAuthenticated: CompiledRule[];
@@ -713,10 +743,10 @@ function addToIndex(index: MutableSubjectIndex, rule: CompiledRule): void {
   for (const g of s.groups) pushTo(index.byGroup, g, rule);
 }
 
-function pushTo(map: Map<string, CompiledRule[]>, key: string, rule: CompiledRule): void {
+function pushTo<T>(map: Map<string, T[]>, key: string, item: T): void {
   const list = map.get(key);
-  if (list === undefined) map.set(key, [rule]);
-  else list.push(rule);
+  if (list === undefined) map.set(key, [item]);
+  else list.push(item);
 }
 
 function buildPolicy(rules: readonly CompiledRule[], files: readonly string[]): CompiledPolicy {
@@ -736,6 +766,26 @@ function buildPolicy(rules: readonly CompiledRule[], files: readonly string[]): 
       }
     }
   }
+  // Many actions share the same rule lists (a rule names several actions, globs expand): build
+  // each distinct bucket once.
+  const buckets = new Map<string, RuleBucket>();
+  const bucketOf = (list: readonly CompiledRule[]): RuleBucket => {
+    const id = list.map((r) => r.index).join(',');
+    let bucket = buckets.get(id);
+    if (bucket === undefined) {
+      bucket = buildBucket(list);
+      buckets.set(id, bucket);
+    }
+    return bucket;
+  };
+  const freezeIndex = (i: MutableSubjectIndex): SubjectIndex =>
+    Object.freeze({
+      hasRules: i.anyAuthenticated.length > 0 || i.anonymous.length > 0 || i.byUser.size > 0 || i.byGroup.size > 0,
+      anyAuthenticated: bucketOf(i.anyAuthenticated),
+      anonymous: bucketOf(i.anonymous),
+      byUser: mapValues(i.byUser, bucketOf),
+      byGroup: mapValues(i.byGroup, bucketOf),
+    });
   const byAction = new Map<string, ActionRules>();
   for (const [action, b] of builders) {
     byAction.set(action, Object.freeze({ deny: freezeIndex(b.deny), allow: freezeIndex(b.allow), needs: Object.freeze(b.needs) as FactNeeds }));
@@ -743,6 +793,44 @@ function buildPolicy(rules: readonly CompiledRule[], files: readonly string[]): 
   return Object.freeze({ rules: Object.freeze([...rules]), byAction, files: Object.freeze([...files]) });
 }
 
-function freezeIndex(i: MutableSubjectIndex): SubjectIndex {
-  return Object.freeze({ anyAuthenticated: i.anyAuthenticated, anonymous: i.anonymous, byUser: i.byUser, byGroup: i.byGroup });
+function mapValues<A, B>(map: ReadonlyMap<string, A>, f: (a: A) => B): Map<string, B> {
+  const out = new Map<string, B>();
+  for (const [k, v] of map) out.set(k, f(v));
+  return out;
+}
+
+/**
+ * Split one bucket's rules (policy order) into value indexes and the rest. Each rule is indexed
+ * by at most one of its conditions: the indexable one whose key most rules of the bucket share,
+ * so that one read of the request serves as many rules as possible.
+ */
+function buildBucket(rules: readonly CompiledRule[]): RuleBucket {
+  const shared = new Map<string, number>();
+  for (const r of rules) {
+    for (const c of r.conditions) if (c.holdsOnlyFor !== undefined) shared.set(c.key, (shared.get(c.key) ?? 0) + 1);
+  }
+  const groups = new Map<string, { rule: CompiledRule; condition: CompiledCondition }[]>();
+  let scan: CompiledRule[] = [];
+  for (const rule of rules) {
+    let pick: CompiledCondition | undefined;
+    for (const c of rule.conditions) {
+      if (c.holdsOnlyFor !== undefined && (pick === undefined || shared.get(c.key)! > shared.get(pick.key)!)) pick = c;
+    }
+    if (pick === undefined) scan.push(rule);
+    else pushTo(groups, pick.key, { rule, condition: pick });
+  }
+  const indexes: ValueIndex[] = [];
+  let dissolved = false;
+  for (const members of groups.values()) {
+    if (members.length < MIN_INDEXED) {
+      for (const m of members) scan.push(m.rule);
+      dissolved = true;
+      continue;
+    }
+    const byValue = new Map<string, CompiledRule[]>();
+    for (const { rule, condition } of members) for (const s of condition.holdsOnlyFor!) pushTo(byValue, s, rule);
+    indexes.push(Object.freeze({ condition: members[0]!.condition, byValue, all: Object.freeze(members.map((m) => m.rule)) }));
+  }
+  if (dissolved) scan = scan.sort((a, b) => a.index - b.index);
+  return Object.freeze({ rules: Object.freeze([...rules]), scan: Object.freeze(scan), indexes: Object.freeze(indexes) });
 }

@@ -11,13 +11,16 @@
  *    never makes a deny rule skip.
  *
  * The allow path allocates nothing: the Decision of each allow rule is built at load time.
+ * Inside a subject bucket, rules that test one key against plain strings are indexed by those
+ * strings (compile.ts buildBucket), so a request with 1,000 rules tries only a handful. Reason
+ * text is built only for the one rule a decision names, from text prepared at load time.
  */
 import type { Decision, DecisionInput, Identity } from '../types.js';
 import { DEFAULT_DENY_RULE } from './compile.js';
 import { readSource, UNAVAILABLE, UNREADABLE } from './facts.js';
-import { describeMatcher, evalMatcher, renderValue } from './matchers.js';
+import { describeMatcher, renderValue } from './matchers.js';
 import { FAIL, HOLD, UNKNOWN } from './types.js';
-import type { ActionRules, CompiledCondition, CompiledPolicy, CompiledRule, Matcher, SubjectIndex, Tri } from './types.js';
+import type { ActionRules, CompiledCondition, CompiledPolicy, CompiledRule, Matcher, RuleBucket, SubjectIndex, Tri, ValueIndex } from './types.js';
 
 export function decide(policy: CompiledPolicy, input: DecisionInput): Decision {
   try {
@@ -44,24 +47,49 @@ function decideUnchecked(policy: CompiledPolicy, input: DecisionInput): Decision
  * and an anonymous identity's name or groups must not satisfy `user:` / `group:` subjects.
  */
 function firstMatch(index: SubjectIndex, input: DecisionInput, isDeny: boolean): CompiledRule | undefined {
+  if (!index.hasRules) return undefined;
   const subject = input.subject;
-  if (subject.via === 'anonymous') return scan(index.anonymous, input, isDeny, undefined);
-  let best = scan(index.anyAuthenticated, input, isDeny, undefined);
+  if (subject.via === 'anonymous') return searchBucket(index.anonymous, input, isDeny, undefined);
+  let best = searchBucket(index.anyAuthenticated, input, isDeny, undefined);
   if (index.byUser.size > 0) {
-    const list = index.byUser.get(subject.user);
-    if (list !== undefined) best = scan(list, input, isDeny, best);
+    const bucket = index.byUser.get(subject.user);
+    if (bucket !== undefined) best = searchBucket(bucket, input, isDeny, best);
   }
   if (index.byGroup.size > 0) {
     for (const g of subject.groups) {
-      const list = index.byGroup.get(g);
-      if (list !== undefined) best = scan(list, input, isDeny, best);
+      const bucket = index.byGroup.get(g);
+      if (bucket !== undefined) best = searchBucket(bucket, input, isDeny, best);
     }
   }
   return best;
 }
 
+/** `best`, or a matching rule of the bucket that comes before it in policy order. */
+function searchBucket(bucket: RuleBucket, input: DecisionInput, isDeny: boolean, best: CompiledRule | undefined): CompiledRule | undefined {
+  if (bucket.scan.length > 0) best = scan(bucket.scan, input, isDeny, best);
+  const indexes = bucket.indexes;
+  for (let i = 0; i < indexes.length; i++) {
+    const ix = indexes[i]!;
+    if (best !== undefined && ix.all[0]!.index >= best.index) continue;
+    const candidates = candidatesOf(ix, input, isDeny);
+    if (candidates !== undefined) best = scan(candidates, input, isDeny, best);
+  }
+  return best;
+}
+
+/** The rules of the index that may match this request (a superset; see ValueIndex). */
+function candidatesOf(ix: ValueIndex, input: DecisionInput, isDeny: boolean): readonly CompiledRule[] | undefined {
+  const v = readSource(ix.condition.source, input);
+  if (typeof v === 'string') return ix.byValue.get(v);
+  if (v === undefined || v === null) return ix.byValue.get('');
+  // Unreadable, or not a string: the condition cannot hold, but it is indeterminate (a list for
+  // `in`, a missing fact), which lets every deny rule of the group through to its other conditions.
+  return isDeny ? ix.all : undefined;
+}
+
 function scan(list: readonly CompiledRule[], input: DecisionInput, isDeny: boolean, best: CompiledRule | undefined): CompiledRule | undefined {
-  for (const rule of list) {
+  for (let i = 0; i < list.length; i++) {
+    const rule = list[i]!;
     if (best !== undefined && rule.index >= best.index) return best;
     if (conditionsHold(rule, input, isDeny)) return rule;
   }
@@ -69,8 +97,9 @@ function scan(list: readonly CompiledRule[], input: DecisionInput, isDeny: boole
 }
 
 function conditionsHold(rule: CompiledRule, input: DecisionInput, isDeny: boolean): boolean {
-  for (const c of rule.conditions) {
-    const t = evalCondition(c, input);
+  const conditions = rule.conditions;
+  for (let i = 0; i < conditions.length; i++) {
+    const t = conditions[i]!.test(input);
     if (t === FAIL) return false;
     if (t === UNKNOWN && !isDeny) return false;
   }
@@ -78,9 +107,7 @@ function conditionsHold(rule: CompiledRule, input: DecisionInput, isDeny: boolea
 }
 
 export function evalCondition(c: CompiledCondition, input: DecisionInput): Tri {
-  const value = readSource(c.source, input);
-  if (value === UNAVAILABLE || value === UNREADABLE) return UNKNOWN;
-  return evalMatcher(c.matcher, value, c.source.kind === 'query', input.subject);
+  return c.test(input);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -125,19 +152,17 @@ function defaultDeny(rules: ActionRules, input: DecisionInput): Decision {
 
 /** The first allow rule (policy order) whose subject and action match the request. */
 function closestAllow(index: SubjectIndex, subject: Identity): CompiledRule | undefined {
-  let best: CompiledRule | undefined;
-  const consider = (list: readonly CompiledRule[] | undefined): void => {
-    const first = list?.[0];
-    if (first !== undefined && (best === undefined || first.index < best.index)) best = first;
-  };
-  if (subject.via === 'anonymous') {
-    consider(index.anonymous);
-    return best;
-  }
-  consider(index.anyAuthenticated);
-  consider(index.byUser.get(subject.user));
-  for (const g of subject.groups) consider(index.byGroup.get(g));
+  if (subject.via === 'anonymous') return earlier(index.anonymous, undefined);
+  let best = earlier(index.anyAuthenticated, undefined);
+  best = earlier(index.byUser.get(subject.user), best);
+  for (const g of subject.groups) best = earlier(index.byGroup.get(g), best);
   return best;
+}
+
+/** The first rule of the bucket if it comes before `best`, else `best`. */
+function earlier(bucket: RuleBucket | undefined, best: CompiledRule | undefined): CompiledRule | undefined {
+  const first = bucket?.rules[0];
+  return first !== undefined && (best === undefined || first.index < best.index) ? first : best;
 }
 
 /**
@@ -145,7 +170,7 @@ function closestAllow(index: SubjectIndex, subject: Identity): CompiledRule | un
  * `create.privileged == false, but create.privileged is not available for this request`.
  */
 export function conditionText(c: CompiledCondition, input: DecisionInput, result: Tri): string {
-  const expected = `${c.key} ${describeMatcher(c.matcher, input.subject)}`;
+  const expected = c.expected ?? `${c.key} ${describeMatcher(c.matcher, input.subject)}`;
   const value = readSource(c.source, input);
   if (value === UNAVAILABLE) return `${expected}, but ${c.key} is not available for this request`;
   if (value === UNREADABLE) return `${expected}, but ${c.key} cannot be read unambiguously from the request`;

@@ -23,9 +23,10 @@
  * on a value that is not a string, `${subject.name}` for a caller without a name. `not` keeps
  * UNKNOWN, so a negation never turns "cannot tell" into "holds".
  */
-import type { Identity } from '../types.js';
+import type { DecisionInput, Identity } from '../types.js';
+import { readSource, UNAVAILABLE, UNREADABLE } from './facts.js';
 import { FAIL, HOLD, UNKNOWN } from './types.js';
-import type { Literal, Matcher, SetItem, Tri } from './types.js';
+import type { Literal, Matcher, SetItem, Tri, ValueSource } from './types.js';
 
 const EMPTY: readonly unknown[] = Object.freeze([]);
 
@@ -104,6 +105,183 @@ export function evalMatcher(m: Matcher, value: unknown, queryText: boolean, subj
       }
       return result;
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conditions compiled once at load time. The request path calls `test(input)` for each condition
+// of each rule it tries. Equality, `in`, `glob`, `under`, `each`/`any` and `not` become functions
+// with the matcher's literals captured (no dispatch on the matcher's kind, no per-call objects);
+// `subsetOf`, `exists`, `lte`/`gte`, `${subject.groups}` and query lists use evalMatcher. The
+// compiled functions must return exactly what evalMatcher returns: test/unit/policy-index.test.ts
+// compares them on many values.
+
+/** readSource + evalMatcher: the definition every specialised condition test must agree with. */
+export function evalConditionGeneric(source: ValueSource, m: Matcher, input: DecisionInput): Tri {
+  const value = readSource(source, input);
+  if (value === UNAVAILABLE || value === UNREADABLE) return UNKNOWN;
+  return evalMatcher(m, value, source.kind === 'query', input.subject);
+}
+
+export function compileConditionTest(source: ValueSource, m: Matcher): (input: DecisionInput) => Tri {
+  const test = compileValueTest(m, source.kind === 'query');
+  return (input) => {
+    const value = readSource(source, input);
+    if (value === UNAVAILABLE || value === UNREADABLE) return UNKNOWN;
+    return test(value, input.subject);
+  };
+}
+
+type ValueTest = (value: unknown, subject: Identity) => Tri;
+
+/** evalMatcher(m, value, queryText, subject), with the matcher's literals captured. */
+function compileValueTest(m: Matcher, queryText: boolean): ValueTest {
+  switch (m.kind) {
+    case 'eq': {
+      const lit = m.value;
+      if (lit.kind === 'scalar' && typeof lit.value === 'string') {
+        const want = lit.value;
+        // An absent body field or label is the zero value "" (a query value is always a string).
+        const zero = want === '' ? HOLD : FAIL;
+        // A number, boolean, list or object never equals a string.
+        return (v) => (typeof v === 'string' ? (v === want ? HOLD : FAIL) : v === undefined || v === null ? zero : FAIL);
+      }
+      if (lit.kind === 'scalar') {
+        const want = lit.value;
+        if (queryText) {
+          if (typeof want === 'boolean') return (v) => (goBoolValue(v as string) === want ? HOLD : FAIL);
+          if (typeof want === 'number') return (v) => (parseQueryNumber(v as string) === want ? HOLD : FAIL);
+        }
+        const zero = want === (typeof want === 'boolean' ? false : 0) ? HOLD : FAIL;
+        return (v) => (v === undefined || v === null ? zero : v === want ? HOLD : FAIL);
+      }
+      if (lit.kind === 'subject.name') {
+        return (v, subject) => {
+          const name = subject.user;
+          if (typeof name !== 'string' || name === '') return UNKNOWN;
+          return v === name ? HOLD : FAIL;
+        };
+      }
+      break;
+    }
+    case 'in': {
+      const items = stringsAndGlobs(m.items);
+      if (items === undefined) break;
+      const set = new Set(items.strings);
+      const globs = items.globs;
+      const holds = (s: string): boolean => {
+        if (set.has(s)) return true;
+        for (let i = 0; i < globs.length; i++) if (globs[i]!(s)) return true;
+        return false;
+      };
+      const zero = holds('') ? HOLD : FAIL;
+      // `in` on a list is indeterminate; any other non-string equals no string and matches no glob.
+      return (v) => (typeof v === 'string' ? (holds(v) ? HOLD : FAIL) : v === undefined || v === null ? zero : Array.isArray(v) ? UNKNOWN : FAIL);
+    }
+    case 'glob': {
+      const test = m.test;
+      const zero = test('') ? HOLD : FAIL;
+      return (v) => (typeof v === 'string' ? (test(v) ? HOLD : FAIL) : v === undefined || v === null ? zero : UNKNOWN);
+    }
+    case 'under': {
+      const prefixes = m.prefixes;
+      const texts = m.text;
+      return (v) => {
+        const s = v === undefined || v === null ? '' : v;
+        if (typeof s !== 'string') return UNKNOWN;
+        return isUnder(s, prefixes, texts) ? HOLD : FAIL;
+      };
+    }
+    case 'each':
+    case 'any': {
+      // A query value is not a list: asList gives null, indeterminate.
+      if (queryText) break;
+      const inner = compileValueTest(m.inner, false);
+      const each = m.kind === 'each';
+      return (v, subject) => {
+        if (v === undefined || v === null) return each ? HOLD : FAIL;
+        if (!Array.isArray(v)) return UNKNOWN;
+        let result: Tri = each ? HOLD : FAIL;
+        for (let i = 0; i < v.length; i++) {
+          const t = inner(v[i], subject);
+          if (t === (each ? FAIL : HOLD)) return t;
+          if (t === UNKNOWN) result = UNKNOWN;
+        }
+        return result;
+      };
+    }
+    case 'not': {
+      const inner = compileValueTest(m.inner, queryText);
+      return (v, subject) => {
+        const t = inner(v, subject);
+        return t === HOLD ? FAIL : t === FAIL ? HOLD : UNKNOWN;
+      };
+    }
+    default:
+      break;
+  }
+  return (v, subject) => evalMatcher(m, v, queryText, subject);
+}
+
+/** The literals of an `in` when every item is a plain string (no glob, no substitution). */
+function plainStrings(items: readonly SetItem[]): string[] | undefined {
+  const split = stringsAndGlobs(items);
+  return split === undefined || split.globs.length > 0 ? undefined : split.strings;
+}
+
+/** The items of an `in` split into string literals and glob tests; undefined for any other item. */
+function stringsAndGlobs(items: readonly SetItem[]): { strings: string[]; globs: ((s: string) => boolean)[] } | undefined {
+  const strings: string[] = [];
+  const globs: ((s: string) => boolean)[] = [];
+  for (const item of items) {
+    if (item.kind === 'glob') globs.push(item.test);
+    else if (item.kind === 'scalar' && typeof item.value === 'string') strings.push(item.value);
+    else return undefined;
+  }
+  return { strings, globs };
+}
+
+/**
+ * The strings that can make the matcher hold, when there is such a finite set: equality or `in`
+ * on plain string literals, or an `all` with such a part. The rule index (compile.ts) relies on
+ * this: the condition does not fail only when the value is one of these strings (an absent value
+ * counts as ""), cannot be read, or is not a string (indeterminate `in` on a list).
+ */
+export function holdsOnlyFor(m: Matcher): ReadonlySet<string> | undefined {
+  switch (m.kind) {
+    case 'eq':
+      return m.value.kind === 'scalar' && typeof m.value.value === 'string' ? new Set([m.value.value]) : undefined;
+    case 'in': {
+      const strings = plainStrings(m.items);
+      return strings === undefined ? undefined : new Set(strings);
+    }
+    case 'all':
+      for (const part of m.parts) {
+        const set = holdsOnlyFor(part);
+        if (set !== undefined) return set;
+      }
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** Does the matcher's description depend on the caller (`${subject.name}`, `${subject.groups}`)? */
+export function mentionsSubject(m: Matcher): boolean {
+  switch (m.kind) {
+    case 'eq':
+      return m.value.kind !== 'scalar';
+    case 'in':
+    case 'subsetOf':
+      return m.items.some((i) => i.kind === 'subject.name' || i.kind === 'subject.groups');
+    case 'each':
+    case 'any':
+    case 'not':
+      return mentionsSubject(m.inner);
+    case 'all':
+      return m.parts.some(mentionsSubject);
+    default:
+      return false;
   }
 }
 
@@ -234,6 +412,28 @@ export function cleanAbsolutePath(p: string): string[] | null {
   return out;
 }
 
+/** An empty segment (`//`), or `.` / `..` as a whole segment: path.Clean would change the path. */
+const UNCLEAN = /\/\/|\/\.\.?(?:\/|$)/;
+
+/**
+ * The `under` test without splitting a path that needs no cleaning (the usual case): then it is
+ * under a prefix when it equals the prefix's text or continues it with "/". `texts` are the
+ * cleaned prefixes as `/a/b` (`/` for the root), never with a trailing "/", so a trailing "/"
+ * on the path changes nothing. Any other path goes through cleanAbsolutePath.
+ */
+function isUnder(p: string, prefixes: readonly (readonly string[])[], texts: readonly string[]): boolean {
+  if (p.charCodeAt(0) !== 0x2f) return false;
+  if (UNCLEAN.test(p)) {
+    const segments = cleanAbsolutePath(p)!;
+    for (const prefix of prefixes) if (hasPrefix(segments, prefix)) return true;
+    return false;
+  }
+  for (const t of texts) {
+    if (t === '/' || p === t || (p.startsWith(t) && p.charCodeAt(t.length) === 0x2f)) return true;
+  }
+  return false;
+}
+
 function hasPrefix(segments: readonly string[], prefix: readonly string[]): boolean {
   if (prefix.length > segments.length) return false;
   for (let i = 0; i < prefix.length; i++) if (segments[i] !== prefix[i]) return false;
@@ -250,20 +450,36 @@ const MAX_RENDER = 80;
 export function renderValue(value: unknown): string {
   if (value === undefined) return 'nothing';
   let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    text = String(value);
+  if (typeof value === 'string') text = jsonString(value);
+  else {
+    try {
+      text = JSON.stringify(value) ?? String(value);
+    } catch {
+      text = String(value);
+    }
   }
   return text.length > MAX_RENDER ? `${text.slice(0, MAX_RENDER - 3)}...` : text;
+}
+
+/**
+ * JSON.stringify(s): printable ASCII other than `"` and `\` stands for itself, so most values
+ * need no escaping and skip JSON.stringify's cost (a deny reason renders one or two strings).
+ */
+export function jsonString(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(s);
+  }
+  return `"${s}"`;
 }
 
 function renderLiteral(lit: Literal, subject: Identity | undefined): string {
   switch (lit.kind) {
     case 'scalar':
-      return JSON.stringify(lit.value);
+      return typeof lit.value === 'string' ? jsonString(lit.value) : JSON.stringify(lit.value);
     case 'subject.name':
-      return subject !== undefined ? JSON.stringify(subject.user) : '${subject.name}';
+      if (subject === undefined) return '${subject.name}';
+      return typeof subject.user === 'string' ? jsonString(subject.user) : JSON.stringify(subject.user);
     case 'subject.groups':
       return subject !== undefined ? JSON.stringify(subject.groups) : '${subject.groups}';
   }

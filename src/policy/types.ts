@@ -3,7 +3,7 @@
  * action globs are expanded against the catalogue, subjects become sets, value globs become
  * matcher functions. `decide()` only reads these structures.
  */
-import type { Decision } from '../types.js';
+import type { Decision, DecisionInput } from '../types.js';
 
 /** A load error, always with a position so `dockward policy check` can print `file:line:col`. */
 export interface PolicyError {
@@ -65,6 +65,22 @@ export interface CompiledCondition {
   readonly matcher: Matcher;
   readonly line: number;
   readonly column: number;
+  /**
+   * The condition's result for a request: readSource + evalMatcher, specialised at load time
+   * for the common matcher shapes (see matchers.ts compileConditionTest). decide() and explain()
+   * both evaluate through it, so they cannot disagree.
+   */
+  readonly test: (input: DecisionInput) => Tri;
+  /**
+   * `query.signal == "TERM"`: the key and the matcher's description, when that does not depend
+   * on the caller (no `${subject.*}`); built once so a reason only renders the request's value.
+   */
+  readonly expected: string | undefined;
+  /**
+   * The strings that can make the condition hold, when it is an equality or `in` on plain string
+   * literals (possibly inside an `all`): the key a rule can be indexed by. See ValueIndex.
+   */
+  readonly holdsOnlyFor: ReadonlySet<string> | undefined;
 }
 
 /** `*` = any authenticated caller; `anonymous` only matches callers without credentials. */
@@ -96,14 +112,44 @@ export interface CompiledRule {
 }
 
 /**
+ * Rules of one bucket that share one indexable condition key (`target.labels.env: { in: [...] }`):
+ * a request reads the value once and only tries the rules whose literals contain it. A rule is
+ * listed under every string that can make its condition hold; the condition itself is still
+ * evaluated with the rest of the rule, so the index only has to find a superset of the rules
+ * that can match:
+ * - a string value: the rules listed under it (an absent value reads as "", as the matcher does);
+ * - a value that cannot be read, or is not a string (a list is indeterminate for `in`): for deny
+ *   rules every rule of the group (indeterminate holds for a deny rule: fail closed), for allow
+ *   rules none (such a condition never holds).
+ */
+export interface ValueIndex {
+  /** Any one of the rules' conditions on this key: what to read. */
+  readonly condition: CompiledCondition;
+  readonly byValue: ReadonlyMap<string, readonly CompiledRule[]>;
+  /** Every rule of the group, in policy order. */
+  readonly all: readonly CompiledRule[];
+}
+
+/** The rules of one effect, one action and one subject bucket. */
+export interface RuleBucket {
+  /** Every rule of the bucket, in policy order. */
+  readonly rules: readonly CompiledRule[];
+  /** The rules no value index covers, in policy order: tried one by one. */
+  readonly scan: readonly CompiledRule[];
+  readonly indexes: readonly ValueIndex[];
+}
+
+/**
  * The rules of one effect that name one action, bucketed by subject so a decision only
- * looks at the rules that can apply to the caller. Each list is in policy order.
+ * looks at the rules that can apply to the caller.
  */
 export interface SubjectIndex {
-  readonly anyAuthenticated: readonly CompiledRule[];
-  readonly anonymous: readonly CompiledRule[];
-  readonly byUser: ReadonlyMap<string, readonly CompiledRule[]>;
-  readonly byGroup: ReadonlyMap<string, readonly CompiledRule[]>;
+  /** False when no rule of this effect names the action (most actions have no deny rules). */
+  readonly hasRules: boolean;
+  readonly anyAuthenticated: RuleBucket;
+  readonly anonymous: RuleBucket;
+  readonly byUser: ReadonlyMap<string, RuleBucket>;
+  readonly byGroup: ReadonlyMap<string, RuleBucket>;
 }
 
 /** Which kinds of input the rules of one action read; lets the pipeline skip work nobody needs. */
