@@ -18,6 +18,7 @@ import { createObservability } from './metrics/observability.js';
 import { createAuthenticate } from './pipeline/authenticate.js';
 import { createAuthorize } from './pipeline/authorize.js';
 import { createClassify } from './pipeline/classify.js';
+import { createDirectForwarder } from './pipeline/forward-direct.js';
 import { createForwarder } from './pipeline/forward.js';
 import { createHijacker } from './pipeline/hijack.js';
 import { createInspect } from './pipeline/inspect.js';
@@ -167,7 +168,7 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
   // The policy in force: reloads swap `policies.holder.current`; each request is decided once.
   const policies = createPolicyReloader({ patterns: config.policies, cwd: process.cwd(), initial: policy, metrics, log });
   obs.trackPolicy(() => policies.holder.current);
-  const forwarder = createForwarder(config.upstream);
+  const forwarder = config.upstreamClient === 'http-proxy' ? createForwarder(config.upstream) : createDirectForwarder(config.upstream);
   const targets = createTargetResolver(config.upstream, config.ownership);
 
   const gateway = createGateway({

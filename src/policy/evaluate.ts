@@ -79,6 +79,7 @@ function searchBucket(bucket: RuleBucket, input: DecisionInput, isDeny: boolean,
 
 /** The rules of the index that may match this request (a superset; see ValueIndex). */
 function candidatesOf(ix: ValueIndex, input: DecisionInput, isDeny: boolean): readonly CompiledRule[] | undefined {
+  if (input.deferTarget === true && ix.condition.source.kind === 'target') return isDeny ? undefined : ix.all;
   const v = readSource(ix.condition.source, input);
   if (typeof v === 'string') return ix.byValue.get(v);
   if (v === undefined || v === null) return ix.byValue.get('');
@@ -98,7 +99,14 @@ function scan(list: readonly CompiledRule[], input: DecisionInput, isDeny: boole
 
 function conditionsHold(rule: CompiledRule, input: DecisionInput, isDeny: boolean): boolean {
   const conditions = rule.conditions;
+  const deferred = input.deferTarget === true;
   for (let i = 0; i < conditions.length; i++) {
+    // A list request: target conditions are judged per item of the answer. Here an allow rule
+    // may still let some items through; a deny rule cannot deny the whole list for them.
+    if (deferred && conditions[i]!.source.kind === 'target') {
+      if (isDeny) return false;
+      continue;
+    }
     const t = conditions[i]!.test(input);
     if (t === FAIL) return false;
     if (t === UNKNOWN && !isDeny) return false;

@@ -3,7 +3,7 @@
  * be made to show on demand (it going away and coming back) and for seeing exactly which bytes
  * reach the daemon. The real-daemon behaviour is covered by test/e2e.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -82,10 +82,8 @@ metrics: { listen: 127.0.0.1:0 }
 audit: { file: ${dir}/audit.log }
 `);
   await startDaemon();
-  gw = await startGateway(path.join(dir, 'dockward.yaml'), {}, createLogger('silent'));
 });
 afterAll(async () => {
-  await gw?.stop(0);
   await stopDaemon().catch(() => {});
 });
 
@@ -122,7 +120,17 @@ function upgrade(p: string, tok: string | undefined, send: string): Promise<stri
   });
 }
 
-describe('gateway against a scripted daemon', () => {
+// Both upstream clients relay the same bytes with the same rules.
+describe.each(['direct', 'http-proxy'])('gateway (upstreamClient: %s) against a scripted daemon', (client) => {
+  beforeAll(async () => {
+    const file = path.join(dir, `dockward-${client}.yaml`);
+    writeFileSync(file, `${readFileSync(path.join(dir, 'dockward.yaml'), 'utf8')}upstreamClient: ${client}\n`);
+    gw = await startGateway(file, {}, createLogger('silent'));
+  });
+  afterAll(async () => {
+    await gw?.stop(0);
+  });
+
   it('never passes the Authorization header to the daemon, on plain and upgraded requests', async () => {
     seen = [];
     const t = token('alice', ['dev']);

@@ -383,3 +383,44 @@ rules:
     expect(factNeeds(p, 'image.list')).toEqual({ body: false, target: false, facts: false });
   });
 });
+
+describe('list actions: target conditions deferred to the items', () => {
+  const listPolicy = compilePolicy(
+    [
+      {
+        file: 'lists.yaml',
+        text: `rules:
+  - name: teams-see-their-own
+    effect: allow
+    subjects: ["*"]
+    actions: [container.list]
+    when:
+      target.team: "\${subject.groups}"
+  - name: hide-prod
+    effect: deny
+    subjects: ["*"]
+    actions: [container.list]
+    when:
+      target.labels.env: prod
+`,
+      },
+    ],
+    { actions: ACTIONS },
+  ).policy!;
+  const bob = { user: 'bob', groups: ['qa'], via: 'jwt' as const };
+  const item = (team: string, env = '') => ({ kind: 'container' as const, labels: { 'dockward.team': team, env }, team, owner: '', name: 'x', image: 'i', id: '1' });
+
+  it('allows the request when an allow rule could let items through, whatever the deny rules on targets', () => {
+    expect(decide(listPolicy, { subject: bob, action: 'container.list', query: {}, deferTarget: true }).effect).toBe('allow');
+  });
+  it('without deferral the target conditions are indeterminate: fail closed', () => {
+    expect(decide(listPolicy, { subject: bob, action: 'container.list', query: {} }).effect).toBe('deny');
+  });
+  it.each([
+    ["the caller's team", item('qa'), 'allow'],
+    ['another team', item('dev'), 'deny'],
+    ['own team but prod', item('qa', 'prod'), 'deny'],
+  ])('judges an item of %s on its own target', (_n, target, effect) => {
+    expect(decide(listPolicy, { subject: bob, action: 'container.list', query: {}, target }).effect).toBe(effect);
+  });
+});
