@@ -12,6 +12,7 @@ import { createLogger } from '../log.js';
 import { canonicalise } from '../docker/canonical.js';
 import { classify } from '../docker/classify.js';
 import { readDockerJson } from '../docker/json.js';
+import { deriveFacts } from '../docker/facts.js';
 import { formatPolicyError, loadPolicyFiles } from '../policy/load.js';
 import { explain, formatExplanation } from '../policy/decide.js';
 
@@ -130,8 +131,14 @@ async function policyExplain(argv: string[]): Promise<number> {
     }
     body = j.value;
   }
+  // The same facts `serve` derives, so explain shows the decision the gateway would take.
+  const derived = deriveFacts({ action: cls.action, body, apiVersion: c.request.apiVersion });
+  if (derived && !derived.ok) {
+    process.stdout.write(`refused before policy: cannot read the ${cls.action} body exactly as dockerd would: ${derived.reason} (HTTP 400)\n`);
+    return 1;
+  }
   const subject = { user: values.sub, groups: groupsOf(values.groups), via: 'jwt' as const };
-  const result = explain(r.policy, { subject, action: cls.action, query: c.request.query, body });
+  const result = explain(r.policy, { subject, action: cls.action, query: c.request.query, body, ...(derived ? { facts: derived.facts } : {}) });
   process.stdout.write(`request: ${method} ${c.request.path}${c.request.rawQuery ? '?' + c.request.rawQuery : ''}\n`);
   process.stdout.write(`subject: user ${subject.user}, groups [${subject.groups.join(', ')}]\n`);
   process.stdout.write(`action:  ${cls.action}${Object.keys(cls.params).length ? ' ' + JSON.stringify(cls.params) : ''}\n`);

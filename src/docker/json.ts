@@ -287,3 +287,65 @@ function readText(text: string): JsonReadResult {
     return { ok: false, reason: 'invalid JSON' };
   }
 }
+
+/**
+ * Sets one top-level member of a JSON object document, leaving every other byte as it was:
+ * the daemon must get the body the policy read, not a re-serialisation of it (`1.5e7` stays
+ * `1.5e7`). The member is found with Go's key folding, so `labels` is replaced in place rather
+ * than joined by a second spelling that dockerd would merge. `text` must already have been
+ * accepted by readDockerJson.
+ */
+export function setTopLevelMember(text: string, key: string, valueJson: string): string {
+  const folded = goFoldKey(key);
+  let i = text.indexOf('{') + 1;
+  const skipWs = () => {
+    while (i < text.length && ' \t\r\n'.includes(text[i]!)) i++;
+  };
+  const skipString = () => {
+    i++;
+    while (text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
+    i++;
+  };
+  const skipValue = () => {
+    let depth = 0;
+    for (;;) {
+      const c = text[i]!;
+      if (c === '"') {
+        skipString();
+        if (depth === 0) return;
+      } else if (c === '{' || c === '[') {
+        depth++;
+        i++;
+      } else if (c === '}' || c === ']') {
+        depth--;
+        i++;
+        if (depth === 0) return;
+      } else if (depth === 0) {
+        // A number or a literal: it ends where the member does.
+        while (i < text.length && !',} \t\r\n'.includes(text[i]!)) i++;
+        return;
+      } else {
+        i++;
+      }
+    }
+  };
+  skipWs();
+  if (text[i] === '}') return `${text.slice(0, i)}${JSON.stringify(key)}:${valueJson}${text.slice(i)}`;
+  for (;;) {
+    skipWs();
+    const keyStart = i;
+    skipString();
+    const name = JSON.parse(text.slice(keyStart, i)) as string;
+    skipWs();
+    i++; // ':'
+    skipWs();
+    const valueStart = i;
+    skipValue();
+    if (goFoldKey(name) === folded) return `${text.slice(0, valueStart)}${valueJson}${text.slice(i)}`;
+    skipWs();
+    if (text[i] === '}') {
+      return `${text.slice(0, i)},${JSON.stringify(key)}:${valueJson}${text.slice(i)}`;
+    }
+    i++; // ','
+  }
+}

@@ -4,7 +4,7 @@
  * `dockward.owner=bob` must not grant bob anything. The body forwarded is the body the policy
  * checked plus exactly these labels.
  */
-import { goFoldKey } from '../docker/json.js';
+import { goFoldKey, setTopLevelMember } from '../docker/json.js';
 import { rejection } from '../errors.js';
 import type { Stage } from './context.js';
 
@@ -33,9 +33,11 @@ export function createStamp(cfg: OwnershipConfig): Stage {
     if (typeof current !== 'object' || current === null || Array.isArray(current)) {
       return rejection('bad_body', `${action} ${key} must be an object of strings`);
     }
-    doc[key] = withOwnership(current as Record<string, unknown>, ctx.identity!, cfg);
-    ctx.bodyJson = doc;
-    ctx.body = Buffer.from(JSON.stringify(doc), 'utf8');
+    const stamped = withOwnership(current as Record<string, unknown>, ctx.identity!, cfg);
+    // Only the labels value changes; every other byte is the one the policy read.
+    const text = ctx.body && ctx.body.length > 0 ? ctx.body.toString('utf8') : '{}';
+    ctx.body = Buffer.from(setTopLevelMember(text, key, JSON.stringify(stamped)), 'utf8');
+    ctx.bodyJson = { ...doc, [key]: stamped };
     return undefined;
   };
 }

@@ -169,6 +169,18 @@ describe('dockward policy check', () => {
   });
 });
 
+describe('dockward policy explain with a body', () => {
+  it.each([
+    ['a privileged create body is denied naming the fact', '{"Image":"busybox:local","HostConfig":{"privileged":true}}', 1, /decision: deny by rule default-deny: rule ci-creates-confined-containers needs create\.privileged/],
+    ['a benign create body is allowed', '{"Image":"busybox:local","Cmd":["true"]}', 0, /decision: allow by rule ci-creates-confined-containers/],
+  ])('%s (the facts serve derives)', async (_n, body, code, pattern) => {
+    const file = await write(`body-${code}.json`, body);
+    const r = await dockward(['policy', 'explain', '--policy', 'policies/examples/ci-runner.yaml', '--sub', 'runner', '--groups', 'ci', 'POST', '/v1.41/containers/create', '--body', file]);
+    expect(r.stdout).toMatch(pattern);
+    expect(r.code).toBe(code);
+  });
+});
+
 describe('dockward policy explain', () => {
   const POLICY = `rules:
   - name: dev-runs-containers

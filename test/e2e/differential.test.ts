@@ -186,7 +186,9 @@ async function daemonReading(inspect: any, ctx: DaemonContext): Promise<Record<s
   return {
     'create.imageId': inspect.Image,
     'create.user': inspect.Config?.User ?? '',
-    'create.labels': inspect.Config?.Labels ?? {},
+    // The gateway adds exactly the ownership labels after the decision (issue 4); every other
+    // label must be the one the policy read.
+    'create.labels': withoutOwnership(inspect.Config?.Labels ?? {}),
     'create.privileged': hc.Privileged === true,
     // The daemon keeps CapAdd as sent; it upper-cases when it applies them (Go strings.ToUpper,
     // which agrees with JavaScript's for the spellings generated here).
@@ -811,3 +813,8 @@ describeE2E('differential: the gateway reads bodies as dockerd 20.10 does', () =
     expect(left.json.map((c: { Names: string[] }) => c.Names[0]), currentCase).toEqual([]);
   });
 });
+
+function withoutOwnership(labels: Record<string, string>): Record<string, string> {
+  const { 'dockward.owner': _owner, 'dockward.team': _team, ...rest } = labels;
+  return rest;
+}
