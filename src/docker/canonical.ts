@@ -151,19 +151,10 @@ export function parseQueryValues(rawQuery: string): QueryParseResult {
 /** `r.Form.Get(key)` for every key: the first value, in a record without a prototype. */
 function firstValues(rawQuery: string): Record<string, string> | string {
   const query = new QueryRecord();
-  const failure = checkQuery(rawQuery);
-  if (failure !== undefined) return failure;
-  for (let start = 0; start <= rawQuery.length; ) {
-    let end = rawQuery.indexOf('&', start);
-    if (end < 0) end = rawQuery.length;
-    if (end > start) {
-      const pair = decodePair(rawQuery.slice(start, end));
-      if (typeof pair === 'string') return pair;
-      if (!(pair[0] in query)) query[pair[0]] = pair[1];
-    }
-    start = end + 1;
-  }
-  return query;
+  const failure = forEachQueryPair(rawQuery, (key, value) => {
+    if (!(key in query)) query[key] = value;
+  });
+  return failure ?? query;
 }
 
 /** Go's `parseQuery`, except that where Go skips a pair and reports an error we stop. */
