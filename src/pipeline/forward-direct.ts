@@ -49,6 +49,9 @@ export function createDirectForwarder(socketPath: string): Forwarder {
       });
       if (ctx.body) {
         up.end(ctx.body);
+      } else if (!ctx.bodySource.present) {
+        // No body (most requests): nothing to pipe, no listeners to set up and tear down.
+        up.end();
       } else {
         req.on('data', (chunk: Buffer) => {
           ctx.bytesIn += chunk.length;

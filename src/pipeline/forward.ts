@@ -102,10 +102,18 @@ export function relayResponse(ctx: RequestContext, proxyRes: IncomingMessage, re
   res.writeHead(status, proxyRes.statusMessage, headers);
   // A streamed answer (no Content-Length: `wait`, `logs -f`, `events`, attach) must show its
   // head at once; a sized answer goes out with its body in one write.
-  if (proxyRes.headers['content-length'] === undefined) res.flushHeaders();
-  proxyRes.on('data', (chunk: Buffer) => {
-    ctx.bytesOut += chunk.length;
-  });
+  const length = proxyRes.headers['content-length'];
+  if (length === undefined) {
+    res.flushHeaders();
+    proxyRes.on('data', (chunk: Buffer) => {
+      ctx.bytesOut += chunk.length;
+    });
+  } else {
+    // A sized answer: count what was relayed when it ends, without a listener per chunk.
+    proxyRes.once('end', () => {
+      ctx.bytesOut = Number(length);
+    });
+  }
   proxyRes.pipe(res);
 }
 
