@@ -211,6 +211,50 @@ describe.each(['direct', 'http-proxy'])('gateway (upstreamClient: %s) against a 
     expect(seen).toEqual([]);
   });
 
+  /** Writes raw bytes to the gateway and reads until it closes the connection. */
+  function raw(bytes: string): Promise<string> {
+    const [host, port] = gw.listen.split(':');
+    return new Promise((resolve, reject) => {
+      const s = net.connect({ host, port: Number(port) }, () => s.write(bytes));
+      let got = '';
+      s.on('data', (c) => (got += c));
+      s.on('end', () => resolve(got));
+      s.on('error', reject);
+    });
+  }
+
+  it.each([
+    ['Content-Length with chunked', 'Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n'],
+    ['two different Content-Lengths', 'Content-Length: 2\r\nContent-Length: 3\r\n\r\n{} '],
+    ['a folded header', 'Content-Length: 2\r\nX-A: a\r\n b\r\n\r\n{}'],
+  ])('refuses ambiguous framing (%s) before it reaches the daemon', async (_n, rest) => {
+    seen = [];
+    const answer = await raw(`POST /v1.41/containers/create HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\nContent-Type: application/json\r\n${rest}`);
+    expect(answer).toMatch(/^HTTP\/1\.1 400/);
+    expect(seen).toEqual([]);
+  });
+
+  it('refuses an absolute-form target', async () => {
+    seen = [];
+    const answer = await raw(`GET http://evil/v1.41/containers/json HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\nConnection: close\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 400/);
+    expect(seen).toEqual([]);
+  });
+
+  it('authorises every request of a pipelined keep-alive connection on its own', async () => {
+    seen = [];
+    const t = token('bob', ['qa']);
+    const answer = await raw(
+      `GET /v1.41/containers/json HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer ${t}\r\n\r\n` +
+        `POST /v1.41/containers/create HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer ${t}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}` +
+        `GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n`,
+    );
+    const statuses = [...answer.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+    // Allowed list; create denied to qa; a ping without credentials refused.
+    expect(statuses).toEqual(['200', '403', '401']);
+    expect(seen.map((x) => x.url)).toEqual(['/v1.41/containers/json']);
+  });
+
   it('answers 413 for an inspected body over the limit', async () => {
     const big = JSON.stringify({ Image: 'a', Env: ['X=' + 'y'.repeat(1_100_000)] });
     const r = await request('POST', '/v1.41/containers/create', { token: token('alice', ['dev']), body: big, headers: { 'Content-Type': 'application/json' } });
