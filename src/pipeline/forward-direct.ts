@@ -30,6 +30,9 @@ export function createDirectForwarder(socketPath: string): Forwarder {
         headers.push(raw[i]!, raw[i + 1]!);
       }
       if (ctx.body) headers.push('Content-Length', String(ctx.body.length));
+      // A bodyless POST without Content-Length would go out chunked, which dockerd reads as a
+      // body of unknown length (and refuses on `start`); say it is empty, as the client meant.
+      else if (!ctx.bodySource.present && ctx.method !== 'GET' && ctx.method !== 'HEAD' && ctx.headers['content-length'] === undefined) headers.push('Content-Length', '0');
       const up = http.request({ socketPath, agent, method: ctx.method, path: ctx.forwardUrl ?? ctx.url, headers: headers as unknown as http.OutgoingHttpHeaders });
       up.on('response', (proxyRes) => {
         relayResponse(ctx, proxyRes, res);

@@ -234,6 +234,14 @@ describe.each(['direct', 'http-proxy'])('gateway (upstreamClient: %s) against a 
     expect(seen).toEqual([]);
   });
 
+  it('sends a bodyless POST without Content-Length as an empty body, not as chunked (dockerd refuses a start with a body)', async () => {
+    seen = [];
+    const answer = await raw(`POST /v1.41/containers/abc/wait HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\nConnection: close\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    expect(seen[0]!.headers['transfer-encoding']).toBeUndefined();
+    expect(seen[0]!.body).toBe('');
+  });
+
   it('refuses an absolute-form target', async () => {
     seen = [];
     const answer = await raw(`GET http://evil/v1.41/containers/json HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\nConnection: close\r\n\r\n`);
