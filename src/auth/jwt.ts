@@ -96,7 +96,11 @@ export function readSecret(file: string): Buffer {
   } catch (err) {
     throw new Error(`auth.jwt.secretFile: cannot read ${file}: ${(err as Error).message}`);
   }
-  const secret = Buffer.from(raw.toString('utf8').replace(/\s+$/, ''), 'utf8');
+  // Trailing whitespace (an editor's newline) is trimmed at the byte level; decoding the file as
+  // text would replace every invalid byte of a binary secret with the same U+FFFD.
+  let end = raw.length;
+  while (end > 0 && (raw[end - 1] === 0x0a || raw[end - 1] === 0x0d || raw[end - 1] === 0x20 || raw[end - 1] === 0x09)) end--;
+  const secret = raw.subarray(0, end);
   if (secret.length < MIN_SECRET_BYTES) {
     throw new Error(`auth.jwt.secretFile: ${file} holds ${secret.length} bytes; an HS256 secret needs at least ${MIN_SECRET_BYTES}`);
   }

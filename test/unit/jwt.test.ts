@@ -2,7 +2,7 @@ import { createSecretKey, generateKeyPairSync, type KeyObject } from 'node:crypt
 import { SignJWT } from 'jose';
 import jwt from 'jsonwebtoken';
 import { describe, expect, it } from 'vitest';
-import { createTokenVerifier } from '../../src/auth/jwt.js';
+import { createTokenVerifier, readSecret } from '../../src/auth/jwt.js';
 import { createJwks, type JwksSource } from '../../src/auth/jwks.js';
 import type { JwtAlgorithm, JwtConfig } from '../../src/config/schema.js';
 
@@ -189,3 +189,26 @@ describe('bearer tokens checked against a JWKS', () => {
 async function joseSign(c: object, alg: JwtAlgorithm, key: KeyObject, kid?: string): Promise<string> {
   return new SignJWT(c as Record<string, unknown>).setProtectedHeader(kid ? { alg, kid } : { alg }).sign(key);
 }
+
+describe('reading the HS256 secret file', () => {
+  it.each([
+    ['text with a trailing newline', Buffer.from('a'.repeat(40) + '\n'), Buffer.from('a'.repeat(40))],
+    ['binary bytes, kept exactly (not decoded as text)', Buffer.from(Array.from({ length: 40 }, (_, i) => 0x80 + i)), Buffer.from(Array.from({ length: 40 }, (_, i) => 0x80 + i))],
+  ])('%s', async (_n, content, expected) => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const f = path.join(mkdtempSync(path.join(os.tmpdir(), 'dw-secret-')), 's');
+    writeFileSync(f, content);
+    expect(readSecret(f).equals(expected)).toBe(true);
+  });
+
+  it('refuses a short binary secret by its real length', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const f = path.join(mkdtempSync(path.join(os.tmpdir(), 'dw-secret-')), 's');
+    writeFileSync(f, Buffer.from(Array.from({ length: 8 }, (_, i) => 0xf0 + i)));
+    expect(() => readSecret(f)).toThrow(/holds 8 bytes/);
+  });
+});
