@@ -100,11 +100,15 @@ export function relayResponse(ctx: RequestContext, proxyRes: IncomingMessage, re
   ctx.status = status;
   if (ctx.responseFilter && status === 200) return relayFiltered(ctx, ctx.responseFilter, proxyRes, res, headers);
   res.writeHead(status, proxyRes.statusMessage, headers);
-  // A streamed answer (no Content-Length: `wait`, `logs -f`, `events`, attach) must show its
-  // head at once; a sized answer goes out with its body in one write.
   const length = proxyRes.headers['content-length'];
   if (length === undefined) {
-    res.flushHeaders();
+    // A streamed answer must show its head even when no body follows for a long time (`wait`
+    // sends its body when the container exits). Flushing at the end of this turn of the event
+    // loop still lets a head go out in one write with a body that is already here (lists).
+    // (`headersSent` is already true after writeHead; what tells is whether a body byte went out.)
+    setImmediate(() => {
+      if (ctx.bytesOut === 0 && !res.destroyed && !res.writableEnded) res.flushHeaders();
+    });
     proxyRes.on('data', (chunk: Buffer) => {
       ctx.bytesOut += chunk.length;
     });
