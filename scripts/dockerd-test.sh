@@ -18,6 +18,8 @@
 # unset: dockerd picks the first driver that works, vfs last), DOCKWARD_TEST_BUSYBOX (a STATIC busybox),
 # DOCKWARD_TEST_DOCKER_START_TIMEOUT (seconds, default 60).
 set -euo pipefail
+# shellcheck source=scripts/lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 DIR=${DOCKWARD_TEST_DOCKER_DIR:-/tmp/dockward-test-docker}
 SOCK=$DIR/docker.sock
@@ -98,20 +100,8 @@ install_deps() {
   local pkgs
   mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)
   log "installing ${pkgs[*]} (apt-get)"
-  # The packages' maintainer scripts would start a SYSTEM docker/containerd; a temporary
-  # policy-rc.d (Debian's documented switch, exit 101 = "action forbidden") keeps them stopped.
-  local own_policy=0
-  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
-    own_policy=1
-  fi
   local rc=0
-  {
-    apt-get update &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y "${pkgs[@]}"
-  } >&2 || rc=$?
-  [[ $own_policy -eq 1 ]] && rm -f /usr/sbin/policy-rc.d
+  apt_install_stopped "${pkgs[@]}" || rc=$?
   [[ $rc -eq 0 ]] || die "apt-get install ${pkgs[*]} failed (exit $rc)"
 }
 

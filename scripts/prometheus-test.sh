@@ -6,6 +6,8 @@
 #   scripts/prometheus-test.sh install   apt-get install prometheus if prometheus or promtool is missing
 #   scripts/prometheus-test.sh check     exit 0 when both are on PATH (prints their versions)
 set -euo pipefail
+# shellcheck source=scripts/lib/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/apt.sh"
 
 log() { printf 'prometheus-test: %s\n' "$*" >&2; }
 die() {
@@ -25,21 +27,8 @@ cmd_install() {
   flock -w 900 9 || die "timed out waiting for another install to finish"
   have_all && return 0
   log "installing prometheus (apt-get)"
-  # The maintainer scripts would start a SYSTEM prometheus (scraping :9090 forever); a temporary
-  # policy-rc.d (Debian's documented switch, exit 101 = "action forbidden") keeps it stopped.
-  local own_policy=0
-  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
-    own_policy=1
-  fi
   local rc=0
-  {
-    # The lock timeout: scripts/dockerd-test.sh may be running apt-get at the same moment.
-    apt-get -o DPkg::Lock::Timeout=600 update &&
-      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends prometheus
-  } >&2 || rc=$?
-  [[ $own_policy -eq 1 ]] && rm -f /usr/sbin/policy-rc.d
+  apt_install_stopped --no-install-recommends prometheus || rc=$?
   [[ $rc -eq 0 ]] || die "apt-get install prometheus failed (exit $rc)"
   have_all || die "prometheus was installed but prometheus/promtool are not on PATH"
 }
