@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import { createSecureContext, type TLSSocket } from 'node:tls';
+import { createSecureContext, TLSSocket } from 'node:tls';
 import { createTokenVerifier, loadJwtKeys, type TokenVerifier } from './auth/jwt.js';
 import { createPeerIdentities, NO_PEER, type PeerResult } from './auth/mtls.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
@@ -28,6 +28,7 @@ import { createTargetResolver } from './docker/resolve.js';
 import { decide, factNeeds, ruleCount } from './policy/decide.js';
 import { formatPolicyError, loadPolicyFiles } from './policy/load.js';
 import { createGateway } from './server.js';
+import type { RequestContext } from './pipeline/context.js';
 
 export class StartupError extends Error {
   constructor(readonly errors: string[]) {
@@ -105,24 +106,11 @@ export function tlsServerOptions(tls: TlsConfig): https.ServerOptions {
   return opts;
 }
 
-/**
- * The client-certificate identity of a request. The stages see the request's context, not its
- * connection: the request listener records which connection each request (its headers object,
- * which the context shares) came in on.
- */
-function trackPeers(config: Config): { peer?: (ctx: { headers: object }) => PeerResult; note(req: http.IncomingMessage): void } {
-  if (!config.tls?.clientCA || !config.auth.mtls) return { note() {} };
+/** The client-certificate identity of a request, read from the TLS connection it came in on. */
+function peerIdentities(config: Config): ((ctx: RequestContext) => PeerResult) | undefined {
+  if (!config.tls?.clientCA || !config.auth.mtls) return undefined;
   const peerOf = createPeerIdentities(config.auth.mtls);
-  const connectionOf = new WeakMap<object, TLSSocket>();
-  return {
-    note(req) {
-      connectionOf.set(req.headers, req.socket as TLSSocket);
-    },
-    peer(ctx) {
-      const socket = connectionOf.get(ctx.headers);
-      return socket ? peerOf(socket) : NO_PEER;
-    },
-  };
+  return (ctx) => (ctx.socket instanceof TLSSocket ? peerOf(ctx.socket) : NO_PEER);
 }
 
 /** Keys (and, for jwksUrl, a first fetch that may fail: the provider may be down for now). */
@@ -155,7 +143,7 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
 
   const { verifier, refreshKeys } = await createVerifier(config, log);
   const tlsOptions = config.tls ? tlsServerOptions(config.tls) : undefined;
-  const peers = trackPeers(config);
+  const peer = peerIdentities(config);
 
   const policyResult = await loadPolicyFiles(config.policies, { cwd: process.cwd() });
   if (!policyResult.ok) throw new StartupError(['invalid policy:', ...policyResult.errors.map(formatPolicyError)]);
@@ -176,7 +164,7 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
       createAuthenticate({
         verifier,
         anonymous: config.auth.anonymous,
-        peer: peers.peer,
+        peer,
         precedence: config.auth.precedence,
         onFailure: obs.authFailed,
       }),
@@ -216,14 +204,8 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-    peers.note(req);
-    gateway.handleRequest(req, res);
-  });
-  server.on('upgrade', (req: http.IncomingMessage, socket: Socket, head: Buffer) => {
-    peers.note(req);
-    gateway.handleUpgrade(req, socket, head);
-  });
+  server.on('request', gateway.handleRequest);
+  server.on('upgrade', gateway.handleUpgrade);
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"message":"dockward: malformed HTTP request"}');
     else socket.destroy();

@@ -38,6 +38,7 @@ function newContext(req: IncomingMessage, upgrade: boolean, bodySource: BodySour
     id: nextRequestId(),
     startNs: process.hrtime.bigint(),
     remote: req.socket.remoteAddress ?? '',
+    socket: req.socket,
     method: req.method ?? 'GET',
     url: req.url ?? '/',
     headers: req.headers,

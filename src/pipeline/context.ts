@@ -3,6 +3,7 @@
  * upgrade (hijack) handler both build one of these and run the same stages over it.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
 import type { ActionDef, CanonicalRequest, Classification, Decision, Identity, Rejection, TargetFacts } from '../types.js';
 
 /** Where the request body comes from: the IncomingMessage, or an upgraded socket. */
@@ -20,6 +21,8 @@ export interface RequestContext {
   readonly id: string;
   readonly startNs: bigint;
   readonly remote: string;
+  /** The client connection (a TLSSocket under TLS: the client certificate is read from it). */
+  readonly socket: Socket;
   readonly method: string;
   /** The request target exactly as received; forwarded unchanged. */
   readonly url: string;
