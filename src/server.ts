@@ -197,7 +197,7 @@ export function createGateway(deps: GatewayDeps) {
       // Closing at once while the client still uploads makes the kernel reset the connection,
       // and the docker CLI then shows "broken pipe" instead of the refusal. So answer, then let
       // Node discard the rest of the body - up to a bound, past which the connection is cut.
-      rejectHttp(res, r, { head: ctx.method === 'HEAD', close: false });
+      rejectHttp(res, r, { head: ctx.method === 'HEAD' });
       if (unread) drainBounded(req);
       observer.finish(ctx);
     };

@@ -63,6 +63,12 @@ export interface Classification {
   readonly params: Readonly<Record<string, string>>;
 }
 
+/** The label names that record who owns an object (config `ownership`). */
+export interface OwnershipLabels {
+  readonly ownerLabel: string;
+  readonly teamLabel: string;
+}
+
 /** Facts about the existing object a request acts on (issue 4). */
 export interface TargetFacts {
   readonly kind: TargetKind;

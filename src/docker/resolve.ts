@@ -5,12 +5,7 @@
  * after removal is judged on the new object.
  */
 import http from 'node:http';
-import type { TargetFacts, TargetKind } from '../types.js';
-
-export interface OwnershipLabels {
-  ownerLabel: string;
-  teamLabel: string;
-}
+import type { OwnershipLabels, TargetFacts, TargetKind } from '../types.js';
 
 export type TargetLookup =
   | { readonly status: 'found'; readonly target: TargetFacts }
@@ -33,12 +28,26 @@ export interface TargetResolver {
   close(): void;
 }
 
-function labelsOf(v: unknown): Record<string, string> {
+/** A Docker `Labels` object as a string map (non-string values and non-objects read as none). */
+export function labelMap(v: unknown): Record<string, string> {
   const out: Record<string, string> = Object.create(null);
   if (v && typeof v === 'object' && !Array.isArray(v)) {
     for (const [k, val] of Object.entries(v as Record<string, unknown>)) if (typeof val === 'string') out[k] = val;
   }
   return out;
+}
+
+/** The facts of an object: what an inspect answer, a list item or an event says about it. */
+export function targetFacts(kind: TargetKind, id: string, name: string, image: string, labels: Record<string, string>, own: OwnershipLabels): TargetFacts {
+  return Object.freeze({
+    kind,
+    id,
+    name,
+    image,
+    owner: labels[own.ownerLabel] ?? '',
+    team: labels[own.teamLabel] ?? '',
+    labels: Object.freeze(labels),
+  });
 }
 
 export function createTargetResolver(socketPath: string, ownership: OwnershipLabels): TargetResolver {
@@ -63,17 +72,7 @@ export function createTargetResolver(socketPath: string, ownership: OwnershipLab
     });
   }
 
-  function facts(kind: TargetKind, id: string | undefined, name: string | undefined, image: string | undefined, labels: Record<string, string>): TargetFacts {
-    return Object.freeze({
-      kind,
-      id,
-      name,
-      image,
-      owner: labels[ownership.ownerLabel] ?? '',
-      team: labels[ownership.teamLabel] ?? '',
-      labels: Object.freeze(labels),
-    });
-  }
+  const facts = (kind: TargetKind, id: string, name: string, image: string, labels: Record<string, string>) => targetFacts(kind, id, name, image, labels, ownership);
 
   async function inspect(kind: TargetKind, ref: string): Promise<TargetLookup> {
     // dockerd's name lookup ignores one leading `/` (`/web` is `web`); in a path it would be `//`.
@@ -104,15 +103,15 @@ export function createTargetResolver(socketPath: string, ownership: OwnershipLab
     const cfg = (doc.Config ?? {}) as Record<string, unknown>;
     switch (kind) {
       case 'container':
-        return { status: 'found', target: facts(kind, String(doc.Id ?? ''), String(doc.Name ?? '').replace(/^\//, ''), String(cfg.Image ?? ''), labelsOf(cfg.Labels)) };
+        return { status: 'found', target: facts(kind, String(doc.Id ?? ''), String(doc.Name ?? '').replace(/^\//, ''), String(cfg.Image ?? ''), labelMap(cfg.Labels)) };
       case 'image': {
         const tags = Array.isArray(doc.RepoTags) ? (doc.RepoTags as unknown[]).filter((t): t is string => typeof t === 'string') : [];
-        return { status: 'found', target: facts(kind, String(doc.Id ?? ''), tags[0] ?? '', tags[0] ?? '', labelsOf(cfg.Labels)) };
+        return { status: 'found', target: facts(kind, String(doc.Id ?? ''), tags[0] ?? '', tags[0] ?? '', labelMap(cfg.Labels)) };
       }
       case 'volume':
-        return { status: 'found', target: facts(kind, String(doc.Name ?? ''), String(doc.Name ?? ''), undefined, labelsOf(doc.Labels)) };
+        return { status: 'found', target: facts(kind, String(doc.Name ?? ''), String(doc.Name ?? ''), '', labelMap(doc.Labels)) };
       case 'network':
-        return { status: 'found', target: facts(kind, String(doc.Id ?? ''), String(doc.Name ?? ''), undefined, labelsOf(doc.Labels)) };
+        return { status: 'found', target: facts(kind, String(doc.Id ?? ''), String(doc.Name ?? ''), '', labelMap(doc.Labels)) };
       case 'exec': {
         // An exec instance belongs to its container: it is judged by the container's owner and labels.
         const cid = doc.ContainerID;

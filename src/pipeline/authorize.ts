@@ -1,7 +1,7 @@
 /** Stage 4: the policy decision. `decide` is pure; this stage only builds its input. */
 import { rejection } from '../errors.js';
 import { LIST_TARGET_ACTIONS } from '../policy/facts.js';
-import type { DecisionInput, Decision } from '../types.js';
+import type { DecisionInput, Decision, OwnershipLabels } from '../types.js';
 import type { Stage } from './context.js';
 import { factsOf } from './inspect.js';
 
@@ -10,7 +10,7 @@ export interface AuthorizeDeps {
   decide(input: DecisionInput): Decision;
   /** Whether a rule for the action reads `target.*` (then list answers are filtered item by item). */
   needsTarget?(action: string): boolean;
-  ownership: { ownerLabel: string; teamLabel: string };
+  ownership: OwnershipLabels;
 }
 
 export function createAuthorize(deps: AuthorizeDeps): Stage {

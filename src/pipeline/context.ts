@@ -4,7 +4,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import type { ActionDef, CanonicalRequest, Classification, Decision, Identity, Rejection, TargetFacts } from '../types.js';
+import type { ActionDef, CanonicalRequest, Classification, Decision, Identity, OwnershipLabels, Rejection, TargetFacts } from '../types.js';
 
 /** Where the request body comes from: the IncomingMessage, or an upgraded socket. */
 export interface BodySource {
@@ -63,7 +63,7 @@ export interface ResponseFilter {
   /** Whether the caller may see this item (a policy decision with the item as target). */
   keep(item: TargetFacts): boolean;
   /** The label names that hold owner and team, to read them out of list items. */
-  readonly ownership: { readonly ownerLabel: string; readonly teamLabel: string };
+  readonly ownership: OwnershipLabels;
 }
 
 export type StageResult = Rejection | undefined;

@@ -6,15 +6,11 @@
  */
 import { StringDecoder } from 'node:string_decoder';
 import { Transform, type TransformCallback } from 'node:stream';
-import type { TargetFacts, TargetKind } from '../types.js';
+import { labelMap, targetFacts } from '../docker/resolve.js';
+import type { OwnershipLabels, TargetFacts, TargetKind } from '../types.js';
 
 /** Decides whether the caller may see one item. */
 export type ItemFilter = (item: TargetFacts) => boolean;
-
-export interface OwnershipLabels {
-  ownerLabel: string;
-  teamLabel: string;
-}
 
 export const LIST_KINDS: Readonly<Record<string, TargetKind>> = {
   'container.list': 'container',
@@ -27,31 +23,21 @@ function str(v: unknown): string {
   return typeof v === 'string' ? v : '';
 }
 
-function labelMap(v: unknown): Record<string, string> {
-  const out: Record<string, string> = Object.create(null);
-  if (v && typeof v === 'object' && !Array.isArray(v)) for (const [k, x] of Object.entries(v)) if (typeof x === 'string') out[k] = x;
-  return out;
-}
-
-function facts(kind: TargetKind, id: string, name: string, image: string, labels: Record<string, string>, own: OwnershipLabels): TargetFacts {
-  return { kind, id, name, image, owner: labels[own.ownerLabel] ?? '', team: labels[own.teamLabel] ?? '', labels };
-}
-
 /** The facts of one list item, read like resolve.ts reads the inspected object. */
 export function itemFacts(kind: TargetKind, item: Record<string, unknown>, own: OwnershipLabels): TargetFacts {
   switch (kind) {
     case 'container': {
       const names = Array.isArray(item.Names) ? item.Names : [];
-      return facts(kind, str(item.Id), str(names[0]).replace(/^\//, ''), str(item.Image), labelMap(item.Labels), own);
+      return targetFacts(kind, str(item.Id), str(names[0]).replace(/^\//, ''), str(item.Image), labelMap(item.Labels), own);
     }
     case 'image': {
       const tags = Array.isArray(item.RepoTags) ? item.RepoTags : [];
-      return facts(kind, str(item.Id), str(tags[0]), str(tags[0]), labelMap(item.Labels), own);
+      return targetFacts(kind, str(item.Id), str(tags[0]), str(tags[0]), labelMap(item.Labels), own);
     }
     case 'volume':
-      return facts(kind, str(item.Name), str(item.Name), '', labelMap(item.Labels), own);
+      return targetFacts(kind, str(item.Name), str(item.Name), '', labelMap(item.Labels), own);
     default:
-      return facts(kind, str(item.Id), str(item.Name), '', labelMap(item.Labels), own);
+      return targetFacts(kind, str(item.Id), str(item.Name), '', labelMap(item.Labels), own);
   }
 }
 
@@ -90,7 +76,7 @@ export function eventFacts(ev: Record<string, unknown>, own: OwnershipLabels): T
   if (!kind) return undefined;
   const actor = (ev.Actor ?? {}) as Record<string, unknown>;
   const attrs = labelMap(actor.Attributes);
-  return facts(kind, str(actor.ID), attrs.name ?? '', attrs.image ?? '', attrs, own);
+  return targetFacts(kind, str(actor.ID), attrs.name ?? '', attrs.image ?? '', attrs, own);
 }
 
 /** Max bytes of one event object; dockerd's events are small. Larger ones are dropped, not relayed. */

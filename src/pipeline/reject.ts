@@ -15,9 +15,9 @@ function headersFor(r: Rejection, body: string, close: boolean): Record<string, 
   return h;
 }
 
-export function rejectHttp(res: ServerResponse, r: Rejection, opts: { head: boolean; close: boolean }): void {
+export function rejectHttp(res: ServerResponse, r: Rejection, opts: { head: boolean }): void {
   const body = errorBody(r);
-  res.writeHead(r.status, headersFor(r, body, opts.close));
+  res.writeHead(r.status, headersFor(r, body, false));
   res.end(opts.head ? undefined : body);
 }
 

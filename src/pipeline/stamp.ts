@@ -6,18 +6,15 @@
  */
 import { goFoldKey, setTopLevelMember } from '../docker/json.js';
 import { rejection } from '../errors.js';
+import type { OwnershipLabels } from '../types.js';
 import type { Stage } from './context.js';
 
-export interface OwnershipConfig {
-  ownerLabel: string;
-  teamLabel: string;
-}
 
 /** Actions whose JSON body carries the created object's `Labels` at the top level. */
 const BODY_LABELS = new Set(['container.create', 'volume.create', 'network.create', 'image.commit']);
 const LABELS = goFoldKey('Labels');
 
-export function createStamp(cfg: OwnershipConfig): Stage {
+export function createStamp(cfg: OwnershipLabels): Stage {
   return (ctx) => {
     const action = ctx.classification?.action;
     if (action === 'image.build') return stampBuildQuery(ctx, cfg);
@@ -42,7 +39,7 @@ export function createStamp(cfg: OwnershipConfig): Stage {
   };
 }
 
-function withOwnership(labels: Record<string, unknown>, who: { user: string; groups: readonly string[] }, cfg: OwnershipConfig): Record<string, unknown> {
+function withOwnership(labels: Record<string, unknown>, who: { user: string; groups: readonly string[] }, cfg: OwnershipLabels): Record<string, unknown> {
   // Go map keys are exact: only these two spellings are the ownership labels.
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(labels)) if (k !== cfg.ownerLabel && k !== cfg.teamLabel) out[k] = v;
@@ -53,7 +50,7 @@ function withOwnership(labels: Record<string, unknown>, who: { user: string; gro
 }
 
 /** `POST /build?labels=<json>`: dockerd reads the first `labels` value. */
-function stampBuildQuery(ctx: Parameters<Stage>[0], cfg: OwnershipConfig) {
+function stampBuildQuery(ctx: Parameters<Stage>[0], cfg: OwnershipLabels) {
   const req = ctx.request!;
   let labels: Record<string, unknown> = {};
   const given = req.query.labels;

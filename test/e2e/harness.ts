@@ -164,14 +164,19 @@ function defaultConfigDir(): Promise<string> {
   return emptyConfigDir;
 }
 
-/** Runs the real docker CLI: `docker -H <host> ...args`, bounded by a timeout. Never throws on exit codes. */
-export async function docker(args: string[], opts: DockerOptions): Promise<DockerResult> {
+/** The environment and arguments of one docker CLI run: never the caller's ~/.docker or DOCKER_* settings. */
+async function dockerInvocation(args: string[], opts: DockerOptions): Promise<{ env: NodeJS.ProcessEnv; fullArgs: string[]; command: string }> {
   const configDir = opts.configDir ?? (await defaultConfigDir());
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const k of DOCKER_ENV_DROPPED) delete env[k];
   Object.assign(env, { DOCKER_CONFIG: configDir, DOCKER_CLI_HINTS: 'false', NO_PROXY: '*' }, opts.env);
   const fullArgs = ['-H', opts.host, ...args];
-  const command = [DOCKER_CLI, ...fullArgs].join(' ');
+  return { env, fullArgs, command: [DOCKER_CLI, ...fullArgs].join(' ') };
+}
+
+/** Runs the real docker CLI: `docker -H <host> ...args`, bounded by a timeout. Never throws on exit codes. */
+export async function docker(args: string[], opts: DockerOptions): Promise<DockerResult> {
+  const { env, fullArgs, command } = await dockerInvocation(args, opts);
   const timeoutMs = opts.timeoutMs ?? 30_000;
 
   return new Promise((resolve) => {
@@ -601,12 +606,7 @@ export interface DockerStream {
  * test watches while something else happens. Killed at `timeoutMs` (default 120 s) at the latest.
  */
 export async function dockerStream(args: string[], opts: DockerOptions): Promise<DockerStream> {
-  const configDir = opts.configDir ?? (await defaultConfigDir());
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of DOCKER_ENV_DROPPED) delete env[k];
-  Object.assign(env, { DOCKER_CONFIG: configDir, DOCKER_CLI_HINTS: 'false', NO_PROXY: '*' }, opts.env);
-  const fullArgs = ['-H', opts.host, ...args];
-  const command = [DOCKER_CLI, ...fullArgs].join(' ');
+  const { env, fullArgs, command } = await dockerInvocation(args, opts);
   const child = spawn(DOCKER_CLI, fullArgs, { env, stdio: ['pipe', 'pipe', 'pipe'] });
   liveChildren.add(child);
   let out = '';
