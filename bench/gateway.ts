@@ -75,6 +75,8 @@ export interface GatewayOptions {
   /** Extra node flags (e.g. --cpu-prof). */
   nodeFlags?: string[];
   readyTimeoutMs?: number;
+  /** The gateway's `upstreamClient`; the configuration's default when unset. */
+  upstreamClient?: string;
 }
 
 export async function startDockward(o: GatewayOptions): Promise<Proc> {
@@ -94,6 +96,7 @@ export async function startDockward(o: GatewayOptions): Promise<Proc> {
     policies: [policyFile],
     metrics: { listen: '127.0.0.1:0' },
     audit: { file: path.join(o.dir, 'audit.log') },
+    ...(o.upstreamClient ? { upstreamClient: o.upstreamClient } : {}),
   };
   await writeFile(configFile, toYaml(config));
   const token = jwt.sign({ sub: 'bench', groups: ['bench'] }, secret, { algorithm: 'HS256', expiresIn: 6 * 3600 });

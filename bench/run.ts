@@ -21,6 +21,8 @@
  *   --client raw|http     load generator for the ping and list phases: raw (default, ~20 µs CPU
  *                         per request) or node:http with a keep-alive Agent (heavier; caps the
  *                         direct socket's rate and so flatters the ratios)
+ *   --upstream-client C   the gateway's upstreamClient: direct, http-proxy or relay (default: the
+ *                         configuration's default)
  *   --json FILE           also write the raw results as JSON
  *   --write / --no-write  write docs/performance.md (default: only for a complete, non-quick run)
  *   --keep                keep the temp dir (gateway config, audit log, profiles)
@@ -99,6 +101,7 @@ interface Args {
   profilePhase: 'ping1' | 'ping32' | 'list' | 'export' | 'upload';
   profileSeconds: number;
   client: ClientKind;
+  upstreamClient?: string;
   json?: string;
   write: boolean;
   keep: boolean;
@@ -122,6 +125,7 @@ function parse(argv: string[]): Args {
       'profile-phase': { type: 'string', default: 'ping32' },
       'profile-seconds': { type: 'string' },
       client: { type: 'string', default: 'raw' },
+      'upstream-client': { type: 'string' },
       json: { type: 'string' },
       write: { type: 'boolean' },
       'no-write': { type: 'boolean', default: false },
@@ -160,8 +164,11 @@ function parse(argv: string[]): Args {
   if (!(profileSeconds > 0 && profileSeconds <= 120)) throw new Error('--profile-seconds must be in (0, 120]');
   const complete = values.only === undefined;
   if (values.client !== 'raw' && values.client !== 'http') throw new Error(`--client must be raw or http, got ${values.client}`);
+  const upstreamClient = values['upstream-client'];
+  if (upstreamClient !== undefined && !['direct', 'http-proxy', 'relay'].includes(upstreamClient)) throw new Error(`--upstream-client must be direct, http-proxy or relay, got ${upstreamClient}`);
   return {
     client: values.client,
+    upstreamClient,
     s,
     only,
     complete,
@@ -276,7 +283,7 @@ async function setUp(a: Args): Promise<Env> {
   mkdirSync(gwDir);
   const nodeFlags = a.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'profile')}`, '--cpu-prof-interval', '200'] : [];
   log(`starting the gateway${a.profile ? ' under --cpu-prof' : ''}`);
-  const gateway = await startDockward({ repoRoot: REPO_ROOT, dir: gwDir, upstreamSock: daemon.sock, nodeFlags });
+  const gateway = await startDockward({ repoRoot: REPO_ROOT, dir: gwDir, upstreamSock: daemon.sock, nodeFlags, upstreamClient: a.upstreamClient });
   cleanups.push(() => gateway.stop());
   const peers: Proc[] = [];
   if (a.peers && !a.profile) {
@@ -606,7 +613,7 @@ function build(a: Args, env: Env | undefined, res: Results, context: string[], e
   notes.push('Ratios are dockward (or the peer) divided by direct, from per-endpoint medians over rounds; the spread column is the min-max of the per-round ratios (the noise of this run). p99 pools all rounds.');
   if (a.s.quick) notes.push('QUICK (smoke) run: short phases and small transfers; the figures show the bench works, not how fast the gateway is.');
   for (const e of res.errors) notes.push(`ERROR: ${e}`);
-  context.push(`run: ${a.s.quick ? 'quick' : 'full'}, ${a.s.rounds} round(s), ${a.client === 'raw' ? 'raw keep-alive client' : 'node:http keep-alive Agent client'}, phases ${[...a.only].join(', ')}, ${(elapsedMs / 1000).toFixed(0)} s`);
+  context.push(`run: ${a.s.quick ? 'quick' : 'full'}, ${a.s.rounds} round(s), ${a.client === 'raw' ? 'raw keep-alive client' : 'node:http keep-alive Agent client'}, gateway upstreamClient ${a.upstreamClient ?? 'default'}, phases ${[...a.only].join(', ')}, ${(elapsedMs / 1000).toFixed(0)} s`);
   return { title: `dockward vs the Docker socket, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`, rows, endpoints: names, context, notes };
 }
 

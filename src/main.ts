@@ -6,8 +6,8 @@ import { constants as cryptoConstants } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
-import { createSecureContext, TLSSocket } from 'node:tls';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import tls, { createSecureContext, TLSSocket } from 'node:tls';
 import { createTokenVerifier, loadJwtKeys, type TokenVerifier } from './auth/jwt.js';
 import { createPeerIdentities, NO_PEER, type PeerResult } from './auth/mtls.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
@@ -27,8 +27,14 @@ import { createResolveTarget } from './pipeline/target.js';
 import { createTargetResolver } from './docker/resolve.js';
 import { decide, factNeeds, ruleCount } from './policy/decide.js';
 import { formatPolicyError, loadPolicyFiles } from './policy/load.js';
-import { createGateway } from './server.js';
+import { createGateway, createStageRunner } from './server.js';
+import { createRelay, type Relay } from './relay/server.js';
 import type { RequestContext } from './pipeline/context.js';
+
+/** Request heads larger than this are refused (Node's default is 16 KiB; some clients send big cookies). */
+const MAX_HEAD_BYTES = 64 * 1024;
+const HEADERS_TIMEOUT_MS = 60_000;
+const KEEP_ALIVE_MS = 5_000;
 
 export class StartupError extends Error {
   constructor(readonly errors: string[]) {
@@ -55,12 +61,12 @@ function splitHostPort(hp: string): { host: string; port: number } {
   return { host: hp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hp.slice(i + 1)) };
 }
 
-function addressOf(server: http.Server): string {
+function addressOf(server: net.Server): string {
   const a = server.address() as AddressInfo;
   return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }
 
-function listenOn(server: http.Server, hp: string): Promise<void> {
+function listenOn(server: net.Server, hp: string): Promise<void> {
   const { host, port } = splitHostPort(hp);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -156,60 +162,29 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
   // The policy in force: reloads swap `policies.holder.current`; each request is decided once.
   const policies = createPolicyReloader({ patterns: config.policies, cwd: process.cwd(), initial: policy, metrics, log });
   obs.trackPolicy(() => policies.holder.current);
-  const forwarder = config.upstreamClient === 'http-proxy' ? createForwarder(config.upstream) : createDirectForwarder(config.upstream);
   const targets = createTargetResolver(config.upstream, config.ownership);
-
-  const gateway = createGateway({
-    stages: [
-      createAuthenticate({
-        verifier,
-        anonymous: config.auth.anonymous,
-        peer,
-        precedence: config.auth.precedence,
-        onFailure: obs.authFailed,
-      }),
-      createClassify(),
-      // Facts and targets are read only for actions whose rules use them (the hot path stays cheap).
-      createInspect({ inspectedBodyBytes: config.limits.inspectedBodyBytes, factNeeds: (action) => factNeeds(policies.holder.current, action) }),
-      createResolveTarget({ resolver: targets, needsTarget: (action) => factNeeds(policies.holder.current, action).target }),
-      createAuthorize({
-        decide: (input) => decide(policies.holder.current, input),
-        needsTarget: (action) => factNeeds(policies.holder.current, action).target,
-        ownership: config.ownership,
-      }),
-      createStamp(config.ownership),
-    ],
-    forwarder,
-    hijack: createHijacker(config.upstream),
-    observer: obs.observer,
-    onError: (err, ctx) => log.error({ err, requestId: ctx.id }, 'request failed inside the gateway'),
-  });
-
-  const serverOptions: http.ServerOptions = {
-    // Long uploads, imports and streams must not be cut (pitfalls.md); the head must still arrive in time.
-    requestTimeout: 0,
-    headersTimeout: 60_000,
-    keepAliveTimeout: 5_000,
-    maxHeaderSize: 64 * 1024,
-  };
-  const server: http.Server = tlsOptions
-    ? // TLS sockets are not half-open by default (plain HTTP ones are): without this, the docker
-      // CLI's half-close after stdin (a TLS close_notify) would end the whole connection and lose
-      // the rest of an exec's or attach's output.
-      https.createServer({ ...serverOptions, ...tlsOptions, allowHalfOpen: true })
-    : http.createServer(serverOptions);
-  // Every connection, so that shutdown can end hijacked ones (the HTTP server forgets upgraded sockets).
-  const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  server.on('request', gateway.handleRequest);
-  server.on('upgrade', gateway.handleUpgrade);
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"message":"dockward: malformed HTTP request"}');
-    else socket.destroy();
-  });
+  const stages = [
+    createAuthenticate({
+      verifier,
+      anonymous: config.auth.anonymous,
+      peer,
+      precedence: config.auth.precedence,
+      onFailure: obs.authFailed,
+    }),
+    createClassify(),
+    // Facts and targets are read only for actions whose rules use them (the hot path stays cheap).
+    createInspect({ inspectedBodyBytes: config.limits.inspectedBodyBytes, factNeeds: (action) => factNeeds(policies.holder.current, action) }),
+    createResolveTarget({ resolver: targets, needsTarget: (action) => factNeeds(policies.holder.current, action).target }),
+    createAuthorize({
+      decide: (input) => decide(policies.holder.current, input),
+      needsTarget: (action) => factNeeds(policies.holder.current, action).target,
+      ownership: config.ownership,
+    }),
+    createStamp(config.ownership),
+  ];
+  const onError = (err: unknown, ctx: RequestContext) => log.error({ err, requestId: ctx.id }, 'request failed inside the gateway');
+  const listener = config.upstreamClient === 'relay' ? relayListener(config, tlsOptions, stages, obs, onError) : httpListener(config, tlsOptions, stages, obs, onError);
+  const server = listener.server;
 
   const metricsServer = http.createServer(obs.metricsApp({ upstream: config.upstream, policyReady: () => policies.holder.current !== undefined }));
 
@@ -251,7 +226,7 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
 
   /** SIGHUP: the TLS material is swapped only when all of it loads. */
   function reloadTls(): void {
-    if (!config.tls || !(server instanceof https.Server)) return;
+    if (!config.tls || !(server instanceof tls.Server)) return;
     try {
       server.setSecureContext(tlsServerOptions(config.tls));
       log.info({ cert: config.tls.cert }, 'TLS certificate and key reloaded');
@@ -277,6 +252,56 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
     async stop(ms = graceMs) {
       stopped = true;
       watcher?.close();
+      await listener.stop(ms);
+      targets.close();
+      metricsServer.closeAllConnections();
+      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+      await obs.close();
+    },
+  };
+}
+
+type Stages = Parameters<typeof createGateway>[0]['stages'];
+type Observability = ReturnType<typeof createObservability>;
+
+interface Listener {
+  readonly server: net.Server;
+  /** Stops accepting, lets requests finish for `graceMs`, then cuts what is left (streams). */
+  stop(graceMs: number): Promise<void>;
+}
+
+/** The node:http listener with the `direct` or `http-proxy` upstream client. */
+function httpListener(config: Config, tlsOptions: https.ServerOptions | undefined, stages: Stages, obs: Observability, onError: (err: unknown, ctx: RequestContext) => void): Listener {
+  const forwarder = config.upstreamClient === 'http-proxy' ? createForwarder(config.upstream) : createDirectForwarder(config.upstream);
+  const gateway = createGateway({ stages, forwarder, hijack: createHijacker(config.upstream), observer: obs.observer, onError });
+  const serverOptions: http.ServerOptions = {
+    // Long uploads, imports and streams must not be cut (pitfalls.md); the head must still arrive in time.
+    requestTimeout: 0,
+    headersTimeout: HEADERS_TIMEOUT_MS,
+    keepAliveTimeout: KEEP_ALIVE_MS,
+    maxHeaderSize: MAX_HEAD_BYTES,
+  };
+  const server: http.Server = tlsOptions
+    ? // TLS sockets are not half-open by default (plain HTTP ones are): without this, the docker
+      // CLI's half-close after stdin (a TLS close_notify) would end the whole connection and lose
+      // the rest of an exec's or attach's output.
+      https.createServer({ ...serverOptions, ...tlsOptions, allowHalfOpen: true })
+    : http.createServer(serverOptions);
+  // Every connection, so that shutdown can end hijacked ones (the HTTP server forgets upgraded sockets).
+  const sockets = new Set<Socket>();
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('request', gateway.handleRequest);
+  server.on('upgrade', gateway.handleUpgrade);
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"message":"dockward: malformed HTTP request"}');
+    else socket.destroy();
+  });
+  return {
+    server,
+    async stop(ms) {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
@@ -294,10 +319,35 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
         });
       });
       forwarder.close();
-      targets.close();
-      metricsServer.closeAllConnections();
-      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
-      await obs.close();
+    },
+  };
+}
+
+/** The raw relay (relay/server.ts): the gateway reads request heads itself on a plain or TLS socket. */
+function relayListener(config: Config, tlsOptions: https.ServerOptions | undefined, stages: Stages, obs: Observability, onError: (err: unknown, ctx: RequestContext) => void): Listener {
+  const relay: Relay = createRelay({
+    socketPath: config.upstream,
+    run: createStageRunner(stages, onError),
+    observer: obs.observer,
+    maxHeadBytes: MAX_HEAD_BYTES,
+    keepAliveMs: KEEP_ALIVE_MS,
+    headersTimeoutMs: HEADERS_TIMEOUT_MS,
+  });
+  const server: net.Server = tlsOptions
+    ? // Half-open for the same reason as the node:http listener: stdin EOF must reach dockerd.
+      tls.createServer({ ...tlsOptions, allowHalfOpen: true }, (s) => relay.accept(s))
+    : net.createServer({ allowHalfOpen: true, noDelay: true }, (s) => relay.accept(s));
+  if (server instanceof tls.Server) server.on('tlsClientError', () => {});
+  return {
+    server,
+    async stop(ms) {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        relay.drain();
+        const cut = setTimeout(() => relay.destroyAll(), ms);
+        server.once('close', () => clearTimeout(cut));
+      });
+      relay.close();
     },
   };
 }

@@ -154,7 +154,7 @@ function upgradeBodySource(req: IncomingMessage, socket: Duplex, state: { rest: 
 }
 
 /** Bytes of a refused request's body the gateway reads and discards before cutting the connection. */
-const MAX_DISCARDED_BODY_BYTES = 64 * 1024 * 1024;
+export const MAX_DISCARDED_BODY_BYTES = 64 * 1024 * 1024;
 
 function drainBounded(req: IncomingMessage): void {
   let seen = 0;
@@ -165,13 +165,16 @@ function drainBounded(req: IncomingMessage): void {
   req.resume();
 }
 
-export function createGateway(deps: GatewayDeps) {
-  const { stages, forwarder, hijack, observer } = deps;
+export type StageRunner = (ctx: RequestContext, go: (r: Rejection | undefined) => void, refuse: (r: Rejection) => void) => void;
 
-  /** Runs the stages, then `go`; a stage that throws fails closed: nothing is forwarded. */
-  function run(ctx: RequestContext, go: (r: Rejection | undefined) => void, refuse: (r: Rejection) => void): void {
+/**
+ * Runs the stages, then `go`; a stage that throws fails closed: nothing is forwarded. Shared by
+ * the node:http adapters below and the raw relay (relay/server.ts).
+ */
+export function createStageRunner(stages: readonly Stage[], onError?: (err: unknown, ctx: RequestContext) => void): StageRunner {
+  return (ctx, go, refuse) => {
     const fault = (err: unknown) => {
-      deps.onError?.(err, ctx);
+      onError?.(err, ctx);
       refuse(rejection('internal', 'internal error; the request was not forwarded'));
     };
     try {
@@ -187,7 +190,12 @@ export function createGateway(deps: GatewayDeps) {
     } catch (err) {
       fault(err);
     }
-  }
+  };
+}
+
+export function createGateway(deps: GatewayDeps) {
+  const { stages, forwarder, hijack, observer } = deps;
+  const run = createStageRunner(stages, deps.onError);
 
   function handleRequest(req: IncomingMessage, res: ServerResponse): void {
     const ctx = newContext(req, false, httpBodySource(req));

@@ -127,7 +127,7 @@ export const configSchema = z
      * agent) or `http-proxy`. Both relay the same bytes; direct costs ~100 µs less CPU per
      * request here (docs/performance.md), so it is the default.
      */
-    upstreamClient: z.enum(['direct', 'http-proxy']).default('direct'),
+    upstreamClient: z.enum(['direct', 'http-proxy', 'relay']).default('direct'),
     tls: z
       .object({
         cert: z.string().min(1),

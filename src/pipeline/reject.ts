@@ -21,9 +21,14 @@ export function rejectHttp(res: ServerResponse, r: Rejection, opts: { head: bool
   res.end(opts.head ? undefined : body);
 }
 
-export function rejectSocket(socket: Duplex, r: Rejection): void {
+/** The whole answer as bytes: for connections the gateway writes itself (upgrades, the raw relay). */
+export function rejectionBytes(r: Rejection, opts: { close: boolean; head?: boolean }): string {
   const body = errorBody(r);
   let head = `HTTP/1.1 ${r.status} ${STATUS_CODES[r.status] ?? ''}\r\n`;
-  for (const [k, v] of Object.entries(headersFor(r, body, true))) head += `${k}: ${v}\r\n`;
-  socket.end(`${head}\r\n${body}`);
+  for (const [k, v] of Object.entries(headersFor(r, body, opts.close))) head += `${k}: ${v}\r\n`;
+  return opts.head ? `${head}\r\n` : `${head}\r\n${body}`;
+}
+
+export function rejectSocket(socket: Duplex, r: Rejection): void {
+  socket.end(rejectionBytes(r, { close: true }));
 }
