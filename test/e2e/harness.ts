@@ -514,9 +514,17 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return docker(args, { ...o, host: gw.host, configDir });
     },
     async audit() {
+      // A request's record is written after its answer (batched, through the thread pool): the
+      // client can see the answer a moment before the record lands. Read once the file is still.
       let text: string;
       try {
         text = await readFile(auditFile, 'utf8');
+        for (let i = 0; i < 40; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          const again = await readFile(auditFile, 'utf8');
+          if (again === text) break;
+          text = again;
+        }
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
         throw e;

@@ -22,6 +22,8 @@ interface Seen { method: string; url: string; headers: http.IncomingHttpHeaders;
 let seen: Seen[] = [];
 let daemon: http.Server | undefined;
 let releaseWait: (() => void) | undefined;
+/** Set when the daemon side of a held `wait` went away before its body was sent. */
+let heldWaitCut = false;
 
 function startDaemon(): Promise<void> {
   daemon = http.createServer((req, res) => {
@@ -40,7 +42,12 @@ function startDaemon(): Promise<void> {
         res.writeHead(200, { 'Content-Type': 'application/json' });
         res.flushHeaders();
         const end = () => res.end('{"StatusCode":0}');
-        if (req.url.includes('hold=1')) releaseWait = end;
+        if (req.url.includes('hold=1')) {
+          releaseWait = end;
+          res.on('close', () => {
+            if (!res.writableFinished) heldWaitCut = true;
+          });
+        }
         else setTimeout(end, 50);
         return;
       }
@@ -173,6 +180,35 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
     expect(body).toBe('{"StatusCode":0}');
   });
 
+  it('ends a streamed answer, and the daemon-side request, when the client hangs up mid-stream', async () => {
+    const [host, port] = gw.listen.split(':');
+    releaseWait = undefined;
+    heldWaitCut = false;
+    const s = net.connect({ host, port: Number(port), allowHalfOpen: true });
+    s.on('error', () => {});
+    s.write(`POST /v1.41/containers/abc/wait?hold=1 HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\n\r\n`);
+    let got = '';
+    await new Promise<void>((resolve) => {
+      s.on('data', (c) => {
+        got += c;
+        if (got.includes('\r\n\r\n')) resolve();
+      });
+    });
+    // Like a killed `docker logs -f`: the client's FIN, while the daemon still holds the body.
+    s.end();
+    await new Promise<void>((resolve) => s.on('close', () => resolve()));
+    await new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        if (heldWaitCut) {
+          clearInterval(t);
+          resolve();
+        }
+      }, 10);
+    });
+    expect(got).toMatch(/^HTTP\/1\.1 200/);
+    expect(got).not.toContain('StatusCode');
+  });
+
   it('forwards the inspected JSON body byte for byte', async () => {
     seen = [];
     const body = '{"Memory":  1073741824, "CpuShares":512, "Note":"\\u00e9"}';
@@ -294,6 +330,37 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
         `zz\r\nGET /v1.41/containers/json HTTP/1.1\r\nHost: d\r\n\r\n`,
     ).catch(() => '');
     expect(seen.map((x) => x.url)).not.toContain('/v1.41/containers/json');
+  });
+
+  it('answers Expect: 100-continue, then reads and checks the body', async () => {
+    seen = [];
+    const [host, port] = gw.listen.split(':');
+    const body = '{"Image":"busybox:local"}';
+    const answer = await new Promise<string>((resolve, reject) => {
+      const s = net.connect({ host, port: Number(port) }, () => {
+        s.write(`POST /v1.41/containers/create HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`);
+      });
+      let got = '';
+      let sent = false;
+      s.on('data', (c) => {
+        got += c;
+        // The body goes only after the go-ahead, as curl and Go's client do.
+        if (!sent && got.includes('100 Continue\r\n\r\n')) {
+          sent = true;
+          s.write(body);
+        }
+      });
+      s.on('end', () => resolve(got));
+      s.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 201 /);
+    expect(seen).toHaveLength(1);
+    expect(JSON.parse(seen[0]!.body)).toEqual({ Image: 'busybox:local', Labels: { 'dockward.owner': 'alice', 'dockward.team': 'dev' } });
+  });
+
+  it('answers an HTTP/1.0 request and closes the connection', async () => {
+    const answer = await raw(`GET /_ping HTTP/1.0\r\nHost: d\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.[01] 200 [^]*\r\n\r\nOK$/);
   });
 
   it('answers 413 for an inspected body over the limit', async () => {
