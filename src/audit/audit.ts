@@ -110,10 +110,11 @@ export function createAuditSink(fileOrOptions: string | AuditSinkOptions, onDrop
     if (o.file === '-') return stdoutStream();
     return createWriteStream(o.file, { flags: 'a', mode: 0o640 });
   };
+  let detach = () => {};
   const attach = (s: Writable) => {
     stream = s;
     broken = false;
-    s.on('error', (err: Error) => {
+    const onError = (err: Error) => {
       if (s !== stream) return;
       broken = true;
       if (!failing) o.onError?.(err);
@@ -128,7 +129,10 @@ export function createAuditSink(fileOrOptions: string | AuditSinkOptions, onDrop
         }, retryDelay);
         retry.unref();
       }
-    });
+    };
+    s.on('error', onError);
+    // process.stdout outlives the sink: a closed sink must not leave its listener on it.
+    detach = () => s.off('error', onError);
   };
   attach(open());
 
@@ -188,15 +192,16 @@ export function createAuditSink(fileOrOptions: string | AuditSinkOptions, onDrop
         };
         // process.stdout is flushed, never ended: the process may still write to it.
         if (s === process.stdout) {
+          detach();
           if (s.writableLength === 0) done();
           else s.once('drain', done);
         } else {
           s.end(done);
+          s.once('error', () => {
+            clearTimeout(timer);
+            resolve();
+          });
         }
-        s.once('error', () => {
-          clearTimeout(timer);
-          resolve();
-        });
       });
     },
   };
