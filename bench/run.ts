@@ -587,6 +587,19 @@ function build(a: Args, env: Env | undefined, res: Results, context: string[], e
     const clientShare = Math.max(...names.map((n) => (cpuSum(ping32(n), 'client') / Math.max(1e-9, sum(ping32(n).map((x) => x.cpu.wall))))));
     if (clientShare > 0.8) notes.push(`WARNING: the load generator used ${(clientShare * 100).toFixed(0)}% of a core in a c=32 phase: it may be the bottleneck.`);
   }
+  // Transfers on a 2-core machine: who used the CPU, per GB, so a ratio can be read against it.
+  for (const k of ['export', 'upload'] as const) {
+    if (!has(k)) continue;
+    for (const n of names) {
+      const xs = per(n).flatMap((r) => (r[k] ? [r[k]!] : []));
+      const gb = sum(xs.map((x) => x.bytes)) / 1e9;
+      const wall = sum(xs.map((x) => x.cpu.wall));
+      if (gb === 0 || wall === 0) continue;
+      const msPerGb = (key: keyof CpuUsed) => ((sum(xs.map((x) => x.cpu[key])) / gb) * 1000).toFixed(0);
+      const cores = (sum(xs.map((x) => x.cpu.client + x.cpu.proxy + x.cpu.daemon + x.cpu.other)) / wall).toFixed(2);
+      notes.push(`${k} via ${n}: CPU ms per GB: client ${msPerGb('client')}, dockerd ${msPerGb('daemon')}, proxy ${msPerGb('proxy')}, other processes ${msPerGb('other')}; ${cores} of the machine's cores busy.`);
+    }
+  }
   const rssLine = (n: string) => {
     const parts: string[] = [];
     if (res.rssStart[n]) parts.push(`after start-up ${(res.rssStart[n] / MIB).toFixed(1)} MiB`);

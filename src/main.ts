@@ -183,7 +183,7 @@ export async function startGateway(configFile: string, overrides: ConfigOverride
     createStamp(config.ownership),
   ];
   const onError = (err: unknown, ctx: RequestContext) => log.error({ err, requestId: ctx.id }, 'request failed inside the gateway');
-  const listener = config.upstreamClient === 'relay' ? relayListener(config, tlsOptions, stages, obs, onError) : httpListener(config, tlsOptions, stages, obs, onError);
+  const listener = config.upstreamClient === 'relay' ? relayListener(config, tlsOptions, stages, obs, onError, log) : httpListener(config, tlsOptions, stages, obs, onError);
   const server = listener.server;
 
   const metricsServer = http.createServer(obs.metricsApp({ upstream: config.upstream, policyReady: () => policies.holder.current !== undefined }));
@@ -324,10 +324,11 @@ function httpListener(config: Config, tlsOptions: https.ServerOptions | undefine
 }
 
 /** The raw relay (relay/server.ts): the gateway reads request heads itself on a plain or TLS socket. */
-function relayListener(config: Config, tlsOptions: https.ServerOptions | undefined, stages: Stages, obs: Observability, onError: (err: unknown, ctx: RequestContext) => void): Listener {
+function relayListener(config: Config, tlsOptions: https.ServerOptions | undefined, stages: Stages, obs: Observability, onError: (err: unknown, ctx: RequestContext) => void, log: Logger): Listener {
   const relay: Relay = createRelay({
     socketPath: config.upstream,
     run: createStageRunner(stages, onError),
+    onFault: (err) => log.error({ err }, 'relay fault: the connection was cut'),
     observer: obs.observer,
     maxHeadBytes: MAX_HEAD_BYTES,
     keepAliveMs: KEEP_ALIVE_MS,

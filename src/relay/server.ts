@@ -38,8 +38,24 @@ export interface RelayOptions {
   keepAliveMs: number;
   /** A request head must be complete this long after its first byte. */
   headersTimeoutMs: number;
+  /** A fault inside the relay (a bug): the connection is cut, the gateway keeps serving. */
+  onFault?: (err: unknown) => void;
 }
 
+/**
+ * Bytes a stream may queue in the gateway towards the slower side before the faster one is
+ * paused. Node's default (16 KiB, a fraction of a unix socket's buffer) paused an upload at
+ * almost every write, and the pipeline ran stop-and-go with a core idle. The 'drain' that
+ * resumes comes when the queue is handed to the kernel, whose buffer keeps the reader busy.
+ */
+const STREAM_BUFFER_BYTES = 1024 * 1024;
+/**
+ * How long a closing connection may keep sending what the gateway drops (the rest of a refused
+ * upload) before it is cut; the answer went out first.
+ */
+const CLOSING_MAX_MS = 60_000;
+/** Sweeps (seconds) a closing connection's unsent answer may stand still before it is cut. */
+const CLOSING_STALL_SWEEPS = 60;
 /** Bytes of later (pipelined) requests held while one is in flight, before the client is paused. */
 const HOLD_BYTES = 1024 * 1024;
 /** Largest list answer the gateway will filter (same bound as forward.ts). */
@@ -171,17 +187,77 @@ export function createRelay(opts: RelayOptions): Relay {
     eventEnd: (() => void) | undefined;
     upBatched = false;
     clientBatched = false;
+    /** Parsing waits until the client has read the answers queued for it. */
+    waitingDrain = false;
+    /** writableLength at the last sweep, for a closing connection (progress check). */
+    sweptWritable = -1;
+    stalledSweeps = 0;
+    closingSince = 0;
 
     constructor(client: Socket) {
       this.client = client;
       client.setNoDelay(true);
-      client.on('data', (c: Buffer) => this.onClientData(c));
-      client.on('end', () => this.onClientEnd());
+      client.on('data', (c: Buffer) => {
+        try {
+          this.onClientData(c);
+        } catch (err) {
+          this.fault(err);
+        }
+      });
+      client.on('end', () => {
+        try {
+          this.onClientEnd();
+        } catch (err) {
+          this.fault(err);
+        }
+      });
       client.on('drain', () => {
-        if (this.upstream?.isPaused()) this.upstream.resume();
+        try {
+          this.onClientDrain();
+        } catch (err) {
+          this.fault(err);
+        }
       });
       client.on('error', () => {});
-      client.on('close', () => this.onClientClose());
+      client.on('close', () => {
+        try {
+          this.onClientClose();
+        } catch (err) {
+          opts.onFault?.(err);
+        }
+      });
+    }
+
+    /**
+     * A thrown error in a socket handler would end the process, and every other caller's
+     * session with it: cut this connection (fail closed) and report the fault instead.
+     */
+    fault(err: unknown): void {
+      opts.onFault?.(err);
+      if (this.ex && !this.ex.finished && this.ex.forwarded) this.ex.ctx.upstreamError ??= 'internal';
+      this.upstream?.destroy();
+      this.client.destroy();
+    }
+
+    /** The stages call back outside the socket handlers: the same protection. */
+    guarded(fn: () => void): void {
+      try {
+        fn();
+      } catch (err) {
+        this.fault(err);
+      }
+    }
+
+    onClientDrain(): void {
+      if (this.upstream?.isPaused()) this.upstream.resume();
+      if (this.waitingDrain) {
+        // The client has read its answers: read its next requests.
+        this.waitingDrain = false;
+        if (this.mode === In.Head) {
+          this.client.resume();
+          this.parseNext();
+        }
+      }
     }
 
     // ---- client side -------------------------------------------------------------------------
@@ -204,14 +280,19 @@ export function createRelay(opts: RelayOptions): Relay {
           this.feedBody(chunk);
           return;
         case In.Discard:
+          this.since = Date.now();
           this.discarded += chunk.length;
           if (this.discarded > MAX_DISCARDED_BODY_BYTES) this.client.destroy();
           return;
-        case In.Tunnel:
+        case In.Tunnel: {
+          const up = this.upstream;
+          // The daemon's side of the session is gone: the client's last bytes have nowhere to go.
+          if (!up || up.destroyed) return;
           this.ex!.ctx.bytesIn += chunk.length;
-          this.batchUpstream(this.upstream!);
-          this.upstream!.write(chunk);
+          this.batchUpstream(up);
+          up.write(chunk);
           return;
+        }
       }
     }
 
@@ -268,10 +349,17 @@ export function createRelay(opts: RelayOptions): Relay {
       this.parsing = true;
       try {
         while (this.mode === In.Head && this.pending.length > 0 && !this.closed) {
+          if (this.client.writableNeedDrain) {
+            // A client that pipelines requests and does not read the answers: stop reading
+            // until it does, or the answers would pile up in memory.
+            this.waitingDrain = true;
+            this.client.pause();
+            return;
+          }
           const r = parseRequestHead(this.pending, opts.maxHeadBytes);
           if (r.kind === 'incomplete') return;
           if (r.kind === 'error') {
-            this.mode = In.Discard;
+            this.closing();
             this.client.end(`HTTP/1.1 ${r.status} ${r.status === 431 ? 'Request Header Fields Too Large' : r.status === 505 ? 'HTTP Version Not Supported' : 'Bad Request'}\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n${JSON.stringify({ message: `dockward: malformed HTTP request: ${r.message}` })}`);
             return;
           }
@@ -322,8 +410,8 @@ export function createRelay(opts: RelayOptions): Relay {
       this.mode = In.Hold;
       opts.run(
         ex.ctx,
-        (r) => (r ? this.refuse(ex, r) : this.forward(ex)),
-        (r) => this.refuse(ex, r),
+        (r) => this.guarded(() => (r ? this.refuse(ex, r) : this.forward(ex))),
+        (r) => this.guarded(() => this.refuse(ex, r)),
       );
     }
 
@@ -384,7 +472,8 @@ export function createRelay(opts: RelayOptions): Relay {
     /** `Expect: 100-continue`: the client waits for a go-ahead before sending the body the gateway reads. */
     continueIfExpected(ex: Exchange): void {
       const expect = ex.head.headers.expect;
-      if (typeof expect === 'string' && expect.toLowerCase() === '100-continue' && !ex.body.done) {
+      // (HTTP/1.0 has no interim answers.)
+      if (typeof expect === 'string' && expect.toLowerCase() === '100-continue' && !ex.body.done && ex.head.minor === 1) {
         this.client.write('HTTP/1.1 100 Continue\r\n\r\n');
       }
     }
@@ -415,19 +504,24 @@ export function createRelay(opts: RelayOptions): Relay {
       this.upstream = up;
       this.upstreamSpent = false;
       up.on('data', (c: Buffer) => {
-        if (this.upstream === up) this.onUpstreamData(c);
+        if (this.upstream !== up) return;
+        try {
+          this.onUpstreamData(c);
+        } catch (err) {
+          this.fault(err);
+        }
       });
       up.on('drain', () => {
         if (this.upstream === up && this.client.isPaused() && (this.mode === In.Body || this.mode === In.Tunnel)) this.client.resume();
       });
       up.on('end', () => {
-        if (this.upstream === up) this.onUpstreamEnd();
+        if (this.upstream === up) this.guarded(() => this.onUpstreamEnd());
       });
       up.on('error', (err: NodeJS.ErrnoException) => {
         if (this.upstream === up) this.onUpstreamError(err);
       });
       up.on('close', () => {
-        if (this.upstream === up) this.onUpstreamClose();
+        if (this.upstream === up) this.guarded(() => this.onUpstreamClose());
       });
       return up;
     }
@@ -503,7 +597,7 @@ export function createRelay(opts: RelayOptions): Relay {
         ex.bodyError = `malformed chunked body: ${r.error}`;
         ex.keepAlive = false;
         up.destroy();
-        this.mode = In.Discard;
+        this.closing();
         return;
       }
       this.batchUpstream(up);
@@ -537,7 +631,7 @@ export function createRelay(opts: RelayOptions): Relay {
       setImmediate(() => {
         this.upBatched = false;
         up.uncork();
-        if (up.writableNeedDrain && !up.destroyed && (this.mode === In.Body || this.mode === In.Tunnel)) this.client.pause();
+        if (up.writableLength > STREAM_BUFFER_BYTES && !up.destroyed && (this.mode === In.Body || this.mode === In.Tunnel)) this.client.pause();
       });
     }
 
@@ -550,7 +644,7 @@ export function createRelay(opts: RelayOptions): Relay {
         setImmediate(() => {
           this.clientBatched = false;
           client.uncork();
-          if (client.writableNeedDrain) this.upstream?.pause();
+          if (client.writableLength > STREAM_BUFFER_BYTES) this.upstream?.pause();
         });
       }
       client.write(b);
@@ -605,7 +699,8 @@ export function createRelay(opts: RelayOptions): Relay {
     }
 
     write(b: Buffer | string): void {
-      if (!this.client.write(b)) this.upstream?.pause();
+      this.client.write(b);
+      if (this.client.writableLength > STREAM_BUFFER_BYTES) this.upstream?.pause();
     }
 
     onResponseHead(ex: Exchange, buf: Buffer): void {
@@ -871,6 +966,7 @@ export function createRelay(opts: RelayOptions): Relay {
       if (!ex || ex.finished || !ex.forwarded) return;
       if (this.out === Out.Tunnel) {
         // The session ends when both sides are closed; give the client a moment to flush.
+        this.closing();
         if (!this.client.destroyed) this.client.end();
         ex.responseDone = true;
         if (this.closed) this.complete(ex);
@@ -898,7 +994,7 @@ export function createRelay(opts: RelayOptions): Relay {
     responseEnded(ex: Exchange): void {
       this.out = Out.Idle;
       ex.responseDone = true;
-      if (this.upstream?.isPaused()) this.upstream.resume();
+      if (this.upstream?.isPaused() && this.client.writableLength <= STREAM_BUFFER_BYTES) this.upstream.resume();
       if (this.upstreamSpent) {
         this.upstream?.destroy();
         this.upstream = undefined;
@@ -908,7 +1004,7 @@ export function createRelay(opts: RelayOptions): Relay {
         ex.keepAlive = false;
         this.upstream?.destroy();
         this.upstream = undefined;
-        this.mode = In.Discard;
+        this.closing();
       }
       this.complete(ex);
     }
@@ -921,7 +1017,7 @@ export function createRelay(opts: RelayOptions): Relay {
       opts.observer.finish(ex.ctx);
       if (this.closed) return;
       if (!ex.keepAlive || draining || this.clientEnded) {
-        this.mode = In.Discard;
+        this.closing();
         this.client.end();
         // Unread bytes still arrive (a refused upload): read them, so the client sees the answer
         // instead of a reset, up to a bound.
@@ -931,11 +1027,25 @@ export function createRelay(opts: RelayOptions): Relay {
       this.ex = undefined;
       this.mode = In.Head;
       this.since = Date.now();
+      if (this.client.writableNeedDrain) {
+        this.waitingDrain = true;
+        this.client.pause();
+        return;
+      }
       if (this.client.isPaused()) this.client.resume();
       if (this.pending.length > 0) {
         if (this.parsing) return; // the loop in parseNext picks it up
         this.parseNext();
       }
+    }
+
+    /** From here on the connection only reads (and drops) what the client still sends, then closes. */
+    closing(): void {
+      this.mode = In.Discard;
+      this.since = Date.now();
+      this.closingSince = this.since;
+      this.sweptWritable = -1;
+      this.stalledSweeps = 0;
     }
   }
 
@@ -943,11 +1053,26 @@ export function createRelay(opts: RelayOptions): Relay {
   const sweep = setInterval(() => {
     const now = Date.now();
     for (const c of connections) {
+      if (c.mode === In.Discard) {
+        // A connection the gateway is closing. With allowHalfOpen, a client that never sends
+        // its FIN would hold it (and a file descriptor) forever: release it once the client has
+        // been quiet for a while and the answer has gone out, or when the answer stops moving.
+        if (now - c.closingSince > CLOSING_MAX_MS) {
+          c.client.destroy();
+          continue;
+        }
+        if (now - c.since <= opts.keepAliveMs) continue;
+        const queued = c.client.writableLength;
+        if (queued === 0 || (queued === c.sweptWritable && ++c.stalledSweeps > CLOSING_STALL_SWEEPS)) c.client.destroy();
+        else if (queued !== c.sweptWritable) c.stalledSweeps = 0;
+        c.sweptWritable = queued;
+        continue;
+      }
       if (c.mode !== In.Head || c.ex) continue;
       if (c.pending.length === 0) {
         if (now - c.since > opts.keepAliveMs) c.client.destroy();
       } else if (now - c.since > opts.headersTimeoutMs) {
-        c.mode = In.Discard;
+        c.closing();
         c.client.end('HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"message":"dockward: the request head did not arrive in time"}');
       }
     }

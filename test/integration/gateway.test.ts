@@ -58,6 +58,11 @@ function startDaemon(): Promise<void> {
   daemon.on('upgrade', (req, socket) => {
     seen.push({ method: req.method!, url: req.url!, headers: req.headers, body: '' });
     socket.write('HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
+    // `gone=1`: the container exits at once; dockerd closes the hijacked connection.
+    if (req.url?.includes('gone=1')) {
+      socket.destroy();
+      return;
+    }
     // An echo: what the client sends comes back, and the client's half-close ends the session.
     socket.on('data', (c) => socket.write(c));
     socket.on('end', () => socket.end());
@@ -362,6 +367,73 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
     const answer = await raw(`GET /_ping HTTP/1.0\r\nHost: d\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\n\r\n`);
     expect(answer).toMatch(/^HTTP\/1\.[01] 200 [^]*\r\n\r\nOK$/);
   });
+
+  it('keeps serving when the daemon closes a hijacked session while the client still writes', async () => {
+    const [host, port] = gw.listen.split(':');
+    const s = net.connect({ host, port: Number(port), allowHalfOpen: true });
+    s.on('error', () => {});
+    s.write(`POST /v1.41/containers/abc/attach?stream=1&stdin=1&gone=1 HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+    let got = '';
+    s.on('data', (c) => (got += c));
+    // Like `yes | docker exec -i c true`: stdin keeps coming after the session is over.
+    for (let i = 0; i < 20 && !s.destroyed; i++) {
+      s.write('stdin '.repeat(1000));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    s.destroy();
+    expect(got).toMatch(/^HTTP\/1\.1 101 /);
+    expect(await request('GET', '/_ping', { token: token('alice', ['dev']) })).toMatchObject({ status: 200, body: 'OK' });
+  });
+
+  it('stops reading pipelined requests from a client that does not read the answers', async () => {
+    const [host, port] = gw.listen.split(':');
+    const s = net.connect({ host, port: Number(port) });
+    s.on('error', () => {});
+    s.pause();
+    await new Promise((r) => s.once('connect', r));
+    // Unauthenticated pings: each is refused with a 401 the client never reads.
+    const burst = Buffer.from('GET /_ping HTTP/1.1\r\nHost: d\r\n\r\n'.repeat(2000));
+    let sent = 0;
+    let stalled = false;
+    while (sent < 200 * 1024 * 1024) {
+      sent += burst.length;
+      if (!s.write(burst)) {
+        const drained = await Promise.race([new Promise((r) => s.once('drain', () => r(true))), new Promise((r) => setTimeout(() => r(false), 3000))]);
+        if (!drained) {
+          stalled = true;
+          break;
+        }
+      }
+    }
+    s.destroy();
+    // The answers would otherwise pile up in the gateway's memory (~25 bytes per byte sent).
+    // What stays unread is only what the kernel's socket buffers hold (~4 MB on loopback here).
+    expect(stalled).toBe(true);
+    expect(sent).toBeLessThan(12 * 1024 * 1024);
+  }, 30_000);
+
+  it('releases a connection it closed even when the client never closes its side', async () => {
+    const [host, port] = gw.listen.split(':');
+    const s = net.connect({ host, port: Number(port), allowHalfOpen: true });
+    let got = '';
+    s.on('data', (c) => (got += c));
+    const ended = new Promise((r) => s.once('end', r));
+    s.write('GET /_ping HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n');
+    await ended;
+    expect(got).toMatch(/^HTTP\/1\.1 401 /);
+    // The client keeps its half open. Once the gateway has let go, a write is answered by a reset.
+    const failed = new Promise<boolean>((resolve) => {
+      s.once('error', () => resolve(true));
+      s.once('close', () => resolve(true));
+    });
+    // (Quiet first: a client that keeps sending is read, and dropped, for longer.)
+    await new Promise((r) => setTimeout(r, 7_000));
+    const probe = setInterval(() => s.write('x'), 200);
+    const released = await Promise.race([failed, new Promise((r) => setTimeout(() => r(false), 3_000))]);
+    clearInterval(probe);
+    s.destroy();
+    expect(released).toBe(true);
+  }, 20_000);
 
   it('answers 413 for an inspected body over the limit', async () => {
     const big = JSON.stringify({ Image: 'a', Env: ['X=' + 'y'.repeat(1_100_000)] });
