@@ -550,7 +550,7 @@ export function createRelay(opts: RelayOptions): Relay {
       const replaceLength = ctx.body !== undefined;
       for (let i = 0; i < raw.length; i += 2) {
         const name = raw[i]!;
-        const lower = name.length < 20 ? name.toLowerCase() : name;
+        const lower = name.toLowerCase();
         if (DROP.has(lower)) {
           // An upgrade keeps its Connection/Upgrade pair: that is what makes dockerd hijack.
           if (!(ex.head.upgrade && (lower === 'connection' || lower === 'upgrade'))) continue;
