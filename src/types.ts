@@ -54,6 +54,11 @@ export interface CanonicalRequest {
   readonly query: Readonly<Record<string, string>>;
   /** The raw query string (without `?`), forwarded unchanged. */
   readonly rawQuery: string;
+  /**
+   * Parameters given more than once. dockerd reads a few as lists (`names` of `/images/get`,
+   * `t` of `/build`): a rule reading such a parameter cannot judge it by its first value.
+   */
+  readonly repeated?: ReadonlySet<string>;
 }
 
 export interface Classification {
@@ -96,6 +101,11 @@ export interface DecisionInput {
    * Each item of the answer is then decided with its own `target`.
    */
   readonly deferTarget?: boolean;
+  /**
+   * Query parameters the request gives more than once: a condition on one of them is
+   * indeterminate (an allow rule reading it does not match, a deny rule does).
+   */
+  readonly queryRepeated?: ReadonlySet<string>;
 }
 
 export interface Decision {

@@ -138,7 +138,7 @@ async function policyExplain(argv: string[]): Promise<number> {
     return 1;
   }
   const subject = { user: values.sub, groups: groupsOf(values.groups), via: 'jwt' as const };
-  const result = explain(r.policy, { subject, action: cls.action, query: c.request.query, body, ...(derived ? { facts: derived.facts } : {}) });
+  const result = explain(r.policy, { subject, action: cls.action, query: c.request.query, ...(c.request.repeated ? { queryRepeated: c.request.repeated } : {}), body, ...(derived ? { facts: derived.facts } : {}) });
   process.stdout.write(`request: ${method} ${c.request.path}${c.request.rawQuery ? '?' + c.request.rawQuery : ''}\n`);
   process.stdout.write(`subject: user ${subject.user}, groups [${subject.groups.join(', ')}]\n`);
   process.stdout.write(`action:  ${cls.action}${Object.keys(cls.params).length ? ' ' + JSON.stringify(cls.params) : ''}\n`);

@@ -120,17 +120,19 @@ export function canonicalise(rawUrl: string): CanonicaliseResult {
   }
 
   let query: Record<string, string>;
+  let repeated: Set<string> | undefined;
   if (rawQuery === '') {
     query = new QueryRecord();
   } else {
     const parsed = firstValues(rawQuery);
     if (typeof parsed === 'string') return refuse(400, parsed);
-    query = parsed;
+    query = parsed.query;
+    repeated = parsed.repeated;
   }
 
   const request: CanonicalRequest =
     apiVersion === undefined ? { path, query, rawQuery } : { path, apiVersion, query, rawQuery };
-  return { ok: true, request };
+  return { ok: true, request: repeated === undefined ? request : { ...request, repeated } };
 }
 
 /**
@@ -148,13 +150,18 @@ export function parseQueryValues(rawQuery: string): QueryParseResult {
   return failure === undefined ? { ok: true, values } : { ok: false, reason: failure };
 }
 
-/** `r.Form.Get(key)` for every key: the first value, in a record without a prototype. */
-function firstValues(rawQuery: string): Record<string, string> | string {
+/**
+ * `r.Form.Get(key)` for every key: the first value, in a record without a prototype; and the
+ * keys given more than once (undefined when none is).
+ */
+function firstValues(rawQuery: string): { query: Record<string, string>; repeated: Set<string> | undefined } | string {
   const query = new QueryRecord();
+  let repeated: Set<string> | undefined;
   const failure = forEachQueryPair(rawQuery, (key, value) => {
     if (!(key in query)) query[key] = value;
+    else (repeated ??= new Set()).add(key);
   });
-  return failure ?? query;
+  return failure ?? { query, repeated };
 }
 
 /** Go's `parseQuery`, except that where Go skips a pair and reports an error we stop. */

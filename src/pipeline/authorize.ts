@@ -22,6 +22,7 @@ export function createAuthorize(deps: AuthorizeDeps): Stage {
       subject: ctx.identity!,
       action,
       query: ctx.request!.query,
+      ...(ctx.request!.repeated !== undefined ? { queryRepeated: ctx.request!.repeated } : {}),
       body: ctx.bodyJson,
       // Absent when inspect derived none: fact conditions are then indeterminate (fail closed).
       ...(facts !== undefined ? { facts } : {}),

@@ -181,6 +181,7 @@ export function conditionText(c: CompiledCondition, input: DecisionInput, result
   const expected = c.expected ?? `${c.key} ${describeMatcher(c.matcher, input.subject)}`;
   const value = readSource(c.source, input);
   if (value === UNAVAILABLE) return `${expected}, but ${c.key} is not available for this request`;
+  if (value === UNREADABLE && c.source.kind === 'query') return `${expected}, but ${c.key} is given more than once (dockerd reads some parameters as lists)`;
   if (value === UNREADABLE) return `${expected}, but ${c.key} cannot be read unambiguously from the request`;
   if (result === UNKNOWN) {
     if (usesSubjectName(c) && !input.subject.user) return `${expected}, but the caller has no name`;

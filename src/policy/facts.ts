@@ -215,6 +215,8 @@ const hasOwn = Object.prototype.hasOwnProperty;
 export function readSource(source: ValueSource, input: DecisionInput): unknown {
   switch (source.kind) {
     case 'query': {
+      // Given twice, a parameter dockerd reads as a list is not its first value: indeterminate.
+      if (input.queryRepeated !== undefined && input.queryRepeated.has(source.name)) return UNREADABLE;
       // Go's r.Form.Get returns "" for an absent parameter; dockerd cannot tell the two apart.
       const q = input.query;
       const v = hasOwn.call(q, source.name) ? q[source.name] : undefined;

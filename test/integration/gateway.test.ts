@@ -89,6 +89,12 @@ beforeAll(async () => {
     effect: allow
     subjects: ["group:dev"]
     actions: [container.create, container.update, container.attach, exec.start, container.archive.put]
+  - name: qa-lists-running-only
+    effect: deny
+    subjects: ["group:qa"]
+    actions: [container.list]
+    when:
+      query.all: "1"
 `);
   writeFileSync(path.join(dir, 'dockward.yaml'), `listen: 127.0.0.1:0
 upstream: unix://${sock}
@@ -434,6 +440,16 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
     s.destroy();
     expect(released).toBe(true);
   }, 20_000);
+
+  it('judges a query parameter given twice as indeterminate: a deny rule reading it applies', async () => {
+    seen = [];
+    const t = token('bob', ['qa']);
+    expect((await request('GET', '/v1.41/containers/json?all=0', { token: t })).status).toBe(200);
+    const twice = await request('GET', '/v1.41/containers/json?all=0&all=1', { token: t });
+    expect(twice.status).toBe(403);
+    expect(JSON.parse(twice.body).message).toBe('dockward: denied by rule qa-lists-running-only: query.all == "1", but query.all is given more than once (dockerd reads some parameters as lists)');
+    expect(seen.map((x) => x.url)).toEqual(['/v1.41/containers/json?all=0']);
+  });
 
   it('answers 413 for an inspected body over the limit', async () => {
     const big = JSON.stringify({ Image: 'a', Env: ['X=' + 'y'.repeat(1_100_000)] });

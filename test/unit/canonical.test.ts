@@ -132,6 +132,13 @@ describe('query parameters are read as dockerd\'s r.Form.Get reads them', () => 
     expect(result.request.rawQuery).toBe(rawQuery);
   });
 
+  it('records the keys given more than once (a decoded key counts as its spelling)', () => {
+    const twice = canonicalise('/images/get?names=a&names%3Db&sig%6Eal=1&signal=2&names=c');
+    expect(twice.ok && [...(twice.request.repeated ?? [])].sort()).toEqual(['names', 'signal']);
+    const once = canonicalise('/images/get?names=a&all=1');
+    expect(once.ok && once.request.repeated).toBeUndefined();
+  });
+
   it('keeps the raw query byte for byte for forwarding', () => {
     const raw = 'filters=%7B%22a%22%3A1%7D&t=x+y&t=z';
     const result = canonicalise(`/v1.41/containers/json?${raw}`);

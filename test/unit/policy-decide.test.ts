@@ -424,3 +424,39 @@ describe('list actions: target conditions deferred to the items', () => {
     expect(decide(listPolicy, { subject: bob, action: 'container.list', query: {}, target }).effect).toBe(effect);
   });
 });
+
+describe('a query parameter given more than once (dockerd reads some as lists)', () => {
+  const policy = policyOf(`
+rules:
+  - name: read-under-srv
+    effect: allow
+    subjects: ["*"]
+    actions: [container.archive]
+    when:
+      query.path: { glob: "/srv/*" }
+  - { name: list-any, effect: allow, subjects: ["*"], actions: [image.list] }
+  - name: no-all-images
+    effect: deny
+    subjects: ["*"]
+    actions: [image.list]
+    when:
+      query.all: "1"
+`);
+  const twice = (...keys: string[]) => ({ queryRepeated: new Set(keys) });
+
+  it('an allow rule reading it does not match: its first value is not all dockerd may act on', () => {
+    const d = decide(policy, req(alice, 'container.archive', { query: { path: '/srv/a' }, ...twice('path') }));
+    expect(d).toMatchObject({ effect: 'deny', rule: 'default-deny' });
+    expect(d.reason).toContain('query.path is given more than once');
+    expect(decide(policy, req(alice, 'container.archive', { query: { path: '/srv/a' } }))).toMatchObject({ effect: 'allow', rule: 'read-under-srv' });
+  });
+
+  it('a deny rule reading it matches, whatever the first value (the value index included)', () => {
+    expect(decide(policy, req(alice, 'image.list', { query: { all: '0' }, ...twice('all') }))).toMatchObject({ effect: 'deny', rule: 'no-all-images' });
+    expect(decide(policy, req(alice, 'image.list', { query: { all: '0' } }))).toMatchObject({ effect: 'allow', rule: 'list-any' });
+  });
+
+  it('a repeated parameter no rule reads changes nothing', () => {
+    expect(decide(policy, req(alice, 'image.list', { query: { all: '0', digests: '1' }, ...twice('digests') }))).toMatchObject({ effect: 'allow', rule: 'list-any' });
+  });
+});
