@@ -130,8 +130,6 @@ interface Exchange {
   ctx: RequestContext;
   head: RequestHead;
   body: BodyFramer;
-  /** Body bytes were read or are being streamed: none remain unread when the body is done. */
-  bodyClaimed: boolean;
   keepAlive: boolean;
   kind: 'response' | 'hijack';
   /** The stages allowed it and it went to the daemon. */
@@ -373,27 +371,14 @@ export function createRelay(opts: RelayOptions): Relay {
     }
 
     start(head: RequestHead): void {
-      const self = this;
       const body = new BodyFramer(head);
-      const ex: Exchange = {
-        ctx: undefined as unknown as RequestContext,
-        head,
-        body,
-        bodyClaimed: false,
-        // An HTTP/1.0 request is forwarded as HTTP/1.0: the daemon answers it close-delimited.
-        keepAlive: head.keepAlive && head.minor === 1,
-        kind: head.upgrade ? 'hijack' : 'response',
-        forwarded: false,
-        responseDone: false,
-        finished: false,
-      };
+      // The body source reads through the exchange, which holds the context: built just below.
+      let ex: Exchange | undefined;
       const bodySource: BodySource = {
         present: !body.done,
-        read(limit) {
-          return self.readBody(ex, limit);
-        },
+        read: (limit) => this.readBody(ex!, limit),
       };
-      ex.ctx = {
+      const ctx: RequestContext = {
         id: nextRequestId(),
         startNs: process.hrtime.bigint(),
         remote: this.client.remoteAddress ?? '',
@@ -406,12 +391,24 @@ export function createRelay(opts: RelayOptions): Relay {
         bytesIn: 0,
         bytesOut: 0,
       };
-      this.ex = ex;
+      const exchange: Exchange = {
+        ctx,
+        head,
+        body,
+        // An HTTP/1.0 request is forwarded as HTTP/1.0: the daemon answers it close-delimited.
+        keepAlive: head.keepAlive && head.minor === 1,
+        kind: head.upgrade ? 'hijack' : 'response',
+        forwarded: false,
+        responseDone: false,
+        finished: false,
+      };
+      ex = exchange;
+      this.ex = exchange;
       this.mode = In.Hold;
       opts.run(
-        ex.ctx,
-        (r) => this.guarded(() => (r ? this.refuse(ex, r) : this.forward(ex))),
-        (r) => this.guarded(() => this.refuse(ex, r)),
+        ctx,
+        (r) => this.guarded(() => (r ? this.refuse(exchange, r) : this.forward(exchange))),
+        (r) => this.guarded(() => this.refuse(exchange, r)),
       );
     }
 
@@ -422,7 +419,6 @@ export function createRelay(opts: RelayOptions): Relay {
       if (declared > limit) {
         return Promise.resolve(rejection('body_too_large', `request body of ${declared} bytes is larger than limits.inspectedBodyBytes (${limit}); it cannot be inspected`));
       }
-      ex.bodyClaimed = true;
       this.continueIfExpected(ex);
       return new Promise((resolve) => {
         ex.onBodyRead = resolve;
@@ -576,7 +572,6 @@ export function createRelay(opts: RelayOptions): Relay {
       }
       // A streamed body: relayed as it arrives, re-framed by the gateway.
       up.write(head, 'latin1');
-      ex.bodyClaimed = true;
       this.continueIfExpected(ex);
       this.mode = In.Body;
       const held = this.pending;
