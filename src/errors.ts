@@ -13,6 +13,7 @@ export const ERRORS = {
   body_too_large: { status: 413, summary: 'an inspected body larger than limits.inspectedBodyBytes' },
   not_found: { status: 404, summary: "the object the request names does not exist: the daemon's own answer, relayed" },
   upstream_unavailable: { status: 502, summary: 'the Docker daemon could not be reached' },
+  bad_answer: { status: 502, summary: "a list answer the gateway must filter for the caller is too large or unreadable: it is refused, never passed on unfiltered" },
   internal: { status: 500, summary: 'a gateway fault; the request was not forwarded' },
 } as const satisfies Record<string, { status: Rejection['status']; summary: string }>;
 

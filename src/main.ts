@@ -12,7 +12,7 @@ import { createTokenVerifier, loadJwtKeys, type TokenVerifier } from './auth/jwt
 import { createPeerIdentities, NO_PEER, type PeerResult } from './auth/mtls.js';
 import { loadConfig, type ConfigOverrides } from './config/load.js';
 import { createPolicyReloader, watchPolicyFiles, type PolicyWatcher, type ReloadResult, type ReloadTrigger } from './config/reload.js';
-import { hostOf, isLoopbackHost, type Config, type TlsConfig } from './config/schema.js';
+import { hostOf, isLoopbackHost, splitHostPort, type Config, type TlsConfig } from './config/schema.js';
 import { createLogger, type Logger } from './log.js';
 import { createObservability } from './metrics/observability.js';
 import { createAuthenticate } from './pipeline/authenticate.js';
@@ -28,6 +28,8 @@ import { createTargetResolver } from './docker/resolve.js';
 import { decide, factNeeds, ruleCount } from './policy/decide.js';
 import { formatPolicyError, loadPolicyFiles } from './policy/load.js';
 import { createGateway, createStageRunner } from './server.js';
+import { rejection } from './errors.js';
+import { rejectionBytes } from './pipeline/reject.js';
 import { createRelay, type Relay } from './relay/server.js';
 import type { RequestContext } from './pipeline/context.js';
 
@@ -54,11 +56,6 @@ export interface RunningGateway {
    * client CA (kept when they do not load), and fetches the JWKS again.
    */
   reload(trigger?: ReloadTrigger): Promise<ReloadResult>;
-}
-
-function splitHostPort(hp: string): { host: string; port: number } {
-  const i = hp.lastIndexOf(':');
-  return { host: hp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hp.slice(i + 1)) };
 }
 
 function addressOf(server: net.Server): string {
@@ -296,7 +293,7 @@ function httpListener(config: Config, tlsOptions: https.ServerOptions | undefine
   server.on('request', gateway.handleRequest);
   server.on('upgrade', gateway.handleUpgrade);
   server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"message":"dockward: malformed HTTP request"}');
+    if (socket.writable) socket.end(rejectionBytes(rejection('bad_framing', 'malformed HTTP request'), { close: true }));
     else socket.destroy();
   });
   return {

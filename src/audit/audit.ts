@@ -88,9 +88,7 @@ export interface AuditSinkOptions {
 
 export const DEFAULT_AUDIT_HIGH_WATER_BYTES = 8 * 1024 * 1024;
 
-/** `createAuditSink(options)`, or the older `createAuditSink(file, onDrop, highWaterBytes)`. */
-export function createAuditSink(fileOrOptions: string | AuditSinkOptions, onDrop?: (reason: AuditDropReason) => void, highWaterBytes?: number): AuditSink {
-  const o: AuditSinkOptions = typeof fileOrOptions === 'string' ? { file: fileOrOptions, onDrop, highWaterBytes } : fileOrOptions;
+export function createAuditSink(o: AuditSinkOptions): AuditSink {
   const highWater = o.highWaterBytes ?? DEFAULT_AUDIT_HIGH_WATER_BYTES;
   const retryMs = o.retryMs ?? 5_000;
   const closeTimeoutMs = o.closeTimeoutMs ?? 2_000;

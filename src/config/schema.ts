@@ -24,9 +24,15 @@ export type JwtAlgorithm = (typeof JWT_ALGORITHMS)[number];
 /** Loopback hosts: a listener there is reachable from this machine only. */
 const LOOPBACK_HOST = /^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[?::1\]?)$/i;
 
+/** HOST:PORT split at its last colon, the host without IPv6 brackets. */
+export function splitHostPort(hostPort: string): { host: string; port: number } {
+  const i = hostPort.lastIndexOf(':');
+  return { host: hostPort.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hostPort.slice(i + 1)) };
+}
+
 /** The host part of HOST:PORT, without IPv6 brackets. */
 export function hostOf(hostPort: string): string {
-  return hostPort.slice(0, hostPort.lastIndexOf(':')).replace(/^\[|\]$/g, '');
+  return splitHostPort(hostPort).host;
 }
 
 export function isLoopbackHost(host: string): boolean {

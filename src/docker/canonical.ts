@@ -135,6 +135,11 @@ export function canonicalise(rawUrl: string): CanonicaliseResult {
   return { ok: true, request: repeated === undefined ? request : { ...request, repeated } };
 }
 
+/** The path as the client addressed it: `/v1.41/containers/abc` for a versioned request. */
+export function versionedPath(req: CanonicalRequest, path: string): string {
+  return req.apiVersion ? `/v${req.apiVersion}${path}` : path;
+}
+
 /**
  * Every value of every query parameter, as Go's `url.ParseQuery` reads them, for the few
  * parameters dockerd reads as lists (`names` of `GET /images/get`, repeated `t` of

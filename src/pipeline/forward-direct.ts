@@ -6,10 +6,7 @@
  */
 import http from 'node:http';
 import type { Forwarder } from './forward.js';
-import { relayResponse } from './forward.js';
-
-// Hop-by-hop and credential headers never go upstream; the body length is ours when we rewrote it.
-const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'authorization']);
+import { NOT_FORWARDED, relayResponse } from './forward.js';
 
 export function createDirectForwarder(socketPath: string): Forwarder {
   const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 64 });
@@ -25,7 +22,7 @@ export function createDirectForwarder(socketPath: string): Forwarder {
       const headers: string[] = [];
       for (let i = 0; i < raw.length; i += 2) {
         const lower = raw[i]!.toLowerCase();
-        if (DROP.has(lower)) continue;
+        if (NOT_FORWARDED.has(lower)) continue;
         if (ctx.body && (lower === 'content-length' || lower === 'transfer-encoding')) continue;
         headers.push(raw[i]!, raw[i + 1]!);
       }

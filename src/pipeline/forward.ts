@@ -14,7 +14,9 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import httpProxy from 'http-proxy';
 import type { RequestContext, ResponseFilter } from './context.js';
-import { createEventFilter, filterListBody } from './listfilter.js';
+import type { Rejection } from '../types.js';
+import { collectList, createEventFilter } from './listfilter.js';
+import { rejectHttp } from './reject.js';
 
 export interface Forwarder {
   /** Calls `onDone` once, when the response has ended or failed (`err` set when nothing could be relayed). */
@@ -22,8 +24,12 @@ export interface Forwarder {
   close(): void;
 }
 
-// Hop-by-hop headers describe the client<->gateway connection, not the daemon's answer.
-export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'proxy-authorization']);
+// Hop-by-hop headers describe one connection (client-gateway or gateway-daemon), not the message.
+const CONNECTION_HEADERS = ['connection', 'keep-alive', 'proxy-connection', 'upgrade', 'te', 'trailer', 'proxy-authorization'];
+/** Headers of the daemon's answer that are not relayed (Node frames the answer itself). */
+export const HOP_BY_HOP = new Set([...CONNECTION_HEADERS, 'transfer-encoding']);
+/** Request headers never sent to the daemon: hop-by-hop ones, and the caller's credential. */
+export const NOT_FORWARDED = new Set([...CONNECTION_HEADERS, 'authorization']);
 
 export function createForwarder(socketPath: string): Forwarder {
   const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 64 });
@@ -121,9 +127,6 @@ export function relayResponse(ctx: RequestContext, proxyRes: IncomingMessage, re
   proxyRes.pipe(res);
 }
 
-/** Largest list answer the gateway will filter; a bigger one is refused rather than passed on unfiltered. */
-const MAX_FILTERED_LIST_BYTES = 64 * 1024 * 1024;
-
 function relayFiltered(ctx: RequestContext, { keep, ownership }: ResponseFilter, proxyRes: IncomingMessage, res: ServerResponse, headers: Record<string, string | string[]>): void {
   const action = ctx.classification!.action;
   if (action === 'system.events') {
@@ -137,25 +140,22 @@ function relayFiltered(ctx: RequestContext, { keep, ownership }: ResponseFilter,
     proxyRes.pipe(filter).pipe(res);
     return;
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const fail = (why: string) => {
-    ctx.status = 502;
-    ctx.upstreamError = why;
+  const list = collectList(action, keep, ownership);
+  const fail = (r: Rejection) => {
+    ctx.status = r.status;
+    ctx.upstreamError = r.message;
     proxyRes.destroy();
-    const body = JSON.stringify({ message: `dockward: ${why}` });
-    res.writeHead(502, { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) });
-    res.end(body);
+    rejectHttp(res, r, { head: false });
   };
   proxyRes.on('data', (c: Buffer) => {
-    size += c.length;
-    if (size > MAX_FILTERED_LIST_BYTES) return fail('the list is too large to filter');
-    chunks.push(c);
+    if (res.headersSent) return;
+    const tooLarge = list.push(c);
+    if (tooLarge) fail(tooLarge);
   });
   proxyRes.on('end', () => {
     if (res.headersSent) return;
-    const filtered = filterListBody(action, Buffer.concat(chunks), keep, ownership);
-    if (!filtered) return fail('cannot read the list the daemon answered, so it cannot be filtered');
+    const filtered = list.finish();
+    if (!Buffer.isBuffer(filtered)) return fail(filtered);
     headers['content-length'] = String(filtered.length);
     res.writeHead(200, proxyRes.statusMessage, headers);
     ctx.bytesOut = filtered.length;

@@ -7,7 +7,8 @@
 import { StringDecoder } from 'node:string_decoder';
 import { Transform, type TransformCallback } from 'node:stream';
 import { labelMap, targetFacts } from '../docker/resolve.js';
-import type { OwnershipLabels, TargetFacts, TargetKind } from '../types.js';
+import { rejection } from '../errors.js';
+import type { OwnershipLabels, Rejection, TargetFacts, TargetKind } from '../types.js';
 
 /** Decides whether the caller may see one item. */
 export type ItemFilter = (item: TargetFacts) => boolean;
@@ -66,6 +67,33 @@ export function filterListBody(action: string, body: Buffer, keep: ItemFilter, o
   }
   const kept = pick(doc);
   return kept ? Buffer.from(JSON.stringify(kept)) : undefined;
+}
+
+/** Largest list answer the gateway will filter; a bigger one is refused rather than passed on unfiltered. */
+export const MAX_FILTERED_LIST_BYTES = 64 * 1024 * 1024;
+
+export interface ListCollector {
+  /** Takes the next piece of the answer; a Rejection once it has grown past the bound. */
+  push(piece: Buffer): Rejection | undefined;
+  /** The whole answer, filtered; a Rejection when it is not a list the gateway can read. */
+  finish(): Buffer | Rejection;
+}
+
+/** Collects a list answer whole (lists are finite), then filters it for the caller. */
+export function collectList(action: string, keep: ItemFilter, own: OwnershipLabels): ListCollector {
+  const pieces: Buffer[] = [];
+  let size = 0;
+  return {
+    push(piece) {
+      size += piece.length;
+      if (size > MAX_FILTERED_LIST_BYTES) return rejection('bad_answer', 'the list is too large to filter');
+      pieces.push(piece);
+      return undefined;
+    },
+    finish() {
+      return filterListBody(action, Buffer.concat(pieces, size), keep, own) ?? rejection('bad_answer', 'cannot read the list the daemon answered, so it cannot be filtered');
+    },
+  };
 }
 
 const EVENT_KINDS: Readonly<Record<string, TargetKind>> = { container: 'container', image: 'image', volume: 'volume', network: 'network' };

@@ -22,9 +22,9 @@ export interface Observer {
    * counted under its kind (attach, exec, logs, ...) and a hijacked session gets its
    * `stream-open` audit record now; without it, only under the coarse `kind`.
    */
-  streamOpened(kind: StreamKind, ctx?: RequestContext): void;
+  streamOpened(kind: StreamKind, ctx: RequestContext): void;
   /** The exchange with the daemon has ended (`finish` follows). */
-  streamClosed(kind: StreamKind, ctx?: RequestContext): void;
+  streamClosed(kind: StreamKind, ctx: RequestContext): void;
   /** Called exactly once per request, when its response (or hijacked session) has ended. */
   finish(ctx: RequestContext): void;
 }
@@ -148,10 +148,6 @@ export function createObserver(metrics: Metrics, audit: AuditSink, opts: Observe
 
   return {
     streamOpened(kind, ctx) {
-      if (!ctx) {
-        metrics.activeStreams.inc({ kind: kind === 'hijack' ? 'hijack' : 'request' });
-        return;
-      }
       const action = ctx.classification?.action ?? 'unclassified';
       const o: Open = { kind: streamKindOf(action), announced: kind === 'hijack', countedIn: 0, countedOut: 0 };
       open.set(ctx, o);
@@ -161,11 +157,7 @@ export function createObserver(metrics: Metrics, audit: AuditSink, opts: Observe
       if (o.announced) audit.write(record(ctx, 'stream-open', 'allow', process.hrtime.bigint(), 0));
     },
 
-    streamClosed(kind, ctx) {
-      if (!ctx) {
-        metrics.activeStreams.dec({ kind: kind === 'hijack' ? 'hijack' : 'request' });
-        return;
-      }
+    streamClosed(_kind, ctx) {
       close(ctx);
     },
 

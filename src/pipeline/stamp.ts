@@ -4,6 +4,7 @@
  * `dockward.owner=bob` must not grant bob anything. The body forwarded is the body the policy
  * checked plus exactly these labels.
  */
+import { versionedPath } from '../docker/canonical.js';
 import { goFoldKey, setTopLevelMember } from '../docker/json.js';
 import { rejection } from '../errors.js';
 import type { OwnershipLabels } from '../types.js';
@@ -67,6 +68,6 @@ function stampBuildQuery(ctx: Parameters<Stage>[0], cfg: OwnershipLabels) {
   const params = new URLSearchParams(req.rawQuery);
   params.delete('labels');
   params.append('labels', JSON.stringify(stamped));
-  ctx.forwardUrl = `${req.apiVersion ? `/v${req.apiVersion}` : ''}${req.path}?${params.toString()}`;
+  ctx.forwardUrl = `${versionedPath(req, req.path)}?${params.toString()}`;
   return undefined;
 }

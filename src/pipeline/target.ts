@@ -7,6 +7,7 @@
  * full id that was judged, so a container removed and recreated under the same name between
  * the decision and the daemon's work cannot be acted on under the old decision.
  */
+import { versionedPath } from '../docker/canonical.js';
 import { rejection } from '../errors.js';
 import type { TargetResolver } from '../docker/resolve.js';
 import type { Stage } from './context.js';
@@ -31,7 +32,7 @@ export function createResolveTarget(deps: TargetDeps): Stage {
           if (def.target === 'container' && r.target.id && def.path.includes('{id}')) {
             const req = ctx.request!;
             const pinned = def.path.replace('{id}', r.target.id);
-            ctx.forwardUrl = `${req.apiVersion ? `/v${req.apiVersion}` : ''}${pinned}${req.rawQuery ? `?${req.rawQuery}` : ''}`;
+            ctx.forwardUrl = `${versionedPath(req, pinned)}${req.rawQuery ? `?${req.rawQuery}` : ''}`;
           }
           return undefined;
         }

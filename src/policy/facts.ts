@@ -140,15 +140,15 @@ export function parseConditionKey(key: string): ParsedKey {
 }
 
 /**
- * Does the key exist for this action? `def` is undefined for the `unknown` pseudo-action,
- * which only has a query (its body and target are not known).
- */
-/**
  * List actions on which target conditions filter the answer item by item (issue 4): the
  * request itself is decided with its target conditions deferred (DecisionInput.deferTarget).
  */
 export const LIST_TARGET_ACTIONS: ReadonlySet<string> = new Set(['container.list', 'image.list', 'volume.list', 'network.list', 'system.events']);
 
+/**
+ * Does the key exist for this action? `def` is undefined for the `unknown` pseudo-action,
+ * which only has a query (its body and target are not known).
+ */
 export function keyExistsFor(source: ValueSource, actionName: string, def: ActionDef | undefined): boolean {
   switch (source.kind) {
     case 'query':

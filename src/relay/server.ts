@@ -19,8 +19,8 @@ import type { Socket } from 'node:net';
 import net from 'node:net';
 import { rejection } from '../errors.js';
 import { nextRequestId, type BodySource, type RequestContext } from '../pipeline/context.js';
-import { createEventFilter } from '../pipeline/listfilter.js';
-import { filterListBody } from '../pipeline/listfilter.js';
+import { NOT_FORWARDED } from '../pipeline/forward.js';
+import { collectList, createEventFilter, type ListCollector } from '../pipeline/listfilter.js';
 import type { Observer } from '../pipeline/observe.js';
 import { rejectionBytes } from '../pipeline/reject.js';
 import type { StageRunner } from '../server.js';
@@ -58,12 +58,8 @@ const CLOSING_MAX_MS = 60_000;
 const CLOSING_STALL_SWEEPS = 60;
 /** Bytes of later (pipelined) requests held while one is in flight, before the client is paused. */
 const HOLD_BYTES = 1024 * 1024;
-/** Largest list answer the gateway will filter (same bound as forward.ts). */
-const MAX_FILTERED_LIST_BYTES = 64 * 1024 * 1024;
 const EMPTY = Buffer.alloc(0);
 
-// Hop-by-hop and credential headers never go upstream.
-const DROP = new Set(['authorization', 'proxy-authorization', 'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade', 'expect']);
 
 const enum In {
   /** Reading a request head. */
@@ -177,8 +173,7 @@ export function createRelay(opts: RelayOptions): Relay {
     parsing = false;
     clientEnded = false;
     closed = false;
-    filterBuf: Buffer[] = [];
-    filterSize = 0;
+    filterList: ListCollector | undefined;
     filterHead = '';
     filterReader: ChunkedReader | undefined;
     eventSink: ((b: Buffer) => void) | undefined;
@@ -547,7 +542,8 @@ export function createRelay(opts: RelayOptions): Relay {
       for (let i = 0; i < raw.length; i += 2) {
         const name = raw[i]!;
         const lower = name.toLowerCase();
-        if (DROP.has(lower)) {
+        // Expect is answered by the gateway itself (continueIfExpected).
+        if (NOT_FORWARDED.has(lower) || lower === 'expect') {
           // An upgrade keeps its Connection/Upgrade pair: that is what makes dockerd hijack.
           if (!(ex.head.upgrade && (lower === 'connection' || lower === 'upgrade'))) continue;
         }
@@ -861,8 +857,7 @@ export function createRelay(opts: RelayOptions): Relay {
         };
       } else {
         this.out = Out.FilterList;
-        this.filterBuf = [];
-        this.filterSize = 0;
+        this.filterList = collectList(ctx.classification!.action, ctx.responseFilter!.keep, ctx.responseFilter!.ownership);
       }
       const body = buf.subarray(headLength);
       if (body.length > 0 || length === 0) this.filterData(ex, body);
@@ -897,19 +892,17 @@ export function createRelay(opts: RelayOptions): Relay {
         return;
       }
       for (const d of data) {
-        this.filterSize += d.length;
-        this.filterBuf.push(d);
+        const tooLarge = this.filterList!.push(d);
+        if (tooLarge) return this.filterFailed(ex, tooLarge);
       }
-      if (this.filterSize > MAX_FILTERED_LIST_BYTES) return this.filterFailed(ex, 'the list is too large to filter');
       if (ended) this.filterListEnd(ex);
     }
 
     filterListEnd(ex: Exchange): void {
       const ctx = ex.ctx;
-      const { keep, ownership } = ctx.responseFilter!;
-      const filtered = filterListBody(ctx.classification!.action, Buffer.concat(this.filterBuf, this.filterSize), keep, ownership);
-      this.filterBuf = [];
-      if (!filtered) return this.filterFailed(ex, 'cannot read the list the daemon answered, so it cannot be filtered');
+      const filtered = this.filterList!.finish();
+      this.filterList = undefined;
+      if (!Buffer.isBuffer(filtered)) return this.filterFailed(ex, filtered);
       ctx.bytesOut = filtered.length;
       this.client.cork();
       this.write(`${this.filterHead}Content-Length: ${filtered.length}\r\n\r\n`);
@@ -918,16 +911,15 @@ export function createRelay(opts: RelayOptions): Relay {
       this.responseEnded(ex);
     }
 
-    filterFailed(ex: Exchange, why: string): void {
+    filterFailed(ex: Exchange, r: Rejection): void {
       const ctx = ex.ctx;
-      ctx.status = 502;
-      ctx.upstreamError = why;
-      this.filterBuf = [];
+      ctx.status = r.status;
+      ctx.upstreamError = r.message;
+      this.filterList = undefined;
       this.upstreamSpent = true;
       ex.keepAlive = false;
       this.upstream?.destroy();
-      const body = JSON.stringify({ message: `dockward: ${why}` });
-      this.write(`HTTP/1.1 502 Bad Gateway\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      this.write(rejectionBytes(r, { close: true }));
       this.responseEnded(ex);
     }
 
