@@ -6,6 +6,7 @@
  * a deny rule, denied by default). No I/O: nanoseconds per decide().
  */
 import { ACTIONS } from '../src/docker/catalogue.js';
+import { classify } from '../src/docker/classify.js';
 import { compilePolicy, decide } from '../src/policy/index.js';
 import type { DecisionInput } from '../src/types.js';
 import { median } from './stats.js';
@@ -133,7 +134,19 @@ export interface PolicyResult {
   readonly worstNs: number;
   /** ns per decision over the mix of all cases. */
   readonly mixNs: number;
+  /** ns per call of classify (the route of a request to its action) over a mix of paths. */
+  readonly classifyNs: number;
 }
+
+/** Requests for the classify timing: ids, image names with registry and tag, a miss. */
+const CLASSIFIED: ReadonlyArray<readonly [string, string]> = [
+  ['POST', '/containers/4f3a2b1c0d9e/kill'],
+  ['POST', '/containers/4f3a2b1c0d9e/update'],
+  ['GET', '/images/registry.example.com:5000/team/app:1.0/json'],
+  ['GET', '/containers/json'],
+  ['DELETE', '/images/busybox:local'],
+  ['GET', '/no/such/route'],
+];
 
 export function benchPolicy(o: { rules: number; batches: number; batchMs: number }): PolicyResult {
   const t0 = performance.now();
@@ -151,19 +164,17 @@ export function benchPolicy(o: { rules: number; batches: number; batchMs: number
     if (d.effect !== c.expect) throw new Error(`policy bench case "${c.name}": expected ${c.expect}, got ${d.effect} (${d.rule}: ${d.reason})`);
   }
   let sink = 0;
-  const time = (inputs: readonly DecisionInput[]): number => {
+  /** ns per call of `call(i)`: median over batches. */
+  const timeCalls = (call: (i: number) => number): number => {
     const results: number[] = [];
     for (let b = 0; b < o.batches; b++) {
       let n = 0;
       const start = performance.now();
       const end = start + o.batchMs;
       let now = start;
-      // Check the clock every 256 decisions: reading it costs as much as a fast decision.
+      // Check the clock every 256 calls: reading it costs as much as a fast decision.
       while (now < end) {
-        for (let k = 0; k < 256; k++) {
-          const d = decide(policy, inputs[(n + k) % inputs.length]!);
-          sink += d.rule.length;
-        }
+        for (let k = 0; k < 256; k++) sink += call(n + k);
         n += 256;
         now = performance.now();
       }
@@ -171,10 +182,14 @@ export function benchPolicy(o: { rules: number; batches: number; batchMs: number
     }
     return median(results);
   };
+  const time = (inputs: readonly DecisionInput[]): number => timeCalls((i) => decide(policy, inputs[i % inputs.length]!).rule.length);
   // Warm up every path (JIT) before timing any.
   time(all.map((c) => c.input));
   const perCase = all.map((c) => ({ name: c.name, ns: time([c.input]) }));
   const mixNs = time(all.map((c) => c.input));
+  const classifyOnce = (i: number) => classify(...CLASSIFIED[i % CLASSIFIED.length]!).action.length;
+  timeCalls(classifyOnce);
+  const classifyNs = timeCalls(classifyOnce);
   if (sink === -1) console.log(sink);
-  return { rules: o.rules, compileMs, perCase, worstNs: Math.max(...perCase.map((c) => c.ns)), mixNs };
+  return { rules: o.rules, compileMs, perCase, worstNs: Math.max(...perCase.map((c) => c.ns)), mixNs, classifyNs };
 }

@@ -567,6 +567,7 @@ function build(a: Args, env: Env | undefined, res: Results, context: string[], e
     const n = res.policy.rules.toLocaleString('en-US');
     rows.push({ label: `policy decision, ${n} rules, slowest of ${res.policy.perCase.length} cases`, unit: 'ns', better: 'lower', values: { dockward: res.policy.worstNs }, target: { kind: 'absolute', better: 'lower', required: 5000 } });
     rows.push({ label: `policy decision, ${n} rules, mix of the cases`, unit: 'ns', better: 'lower', values: { dockward: res.policy.mixNs } });
+    rows.push({ label: 'classify (a request to its action), mix of 6 paths', unit: 'ns', better: 'lower', values: { dockward: res.policy.classifyNs } });
   }
 
   const notes: string[] = [];

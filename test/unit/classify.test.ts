@@ -190,23 +190,3 @@ describe('route templates compile like gorilla/mux', () => {
     },
   );
 });
-
-describe('classify is cheap enough for every request', () => {
-  it('averages well under 5 microseconds', () => {
-    const requests: Array<[string, string]> = [
-      ['POST', '/containers/4f3a2b1c0d9e/kill'],
-      ['POST', '/containers/4f3a2b1c0d9e/update'],
-      ['GET', '/images/registry.example.com:5000/team/app:1.0/json'],
-      ['GET', '/containers/json'],
-      ['DELETE', '/images/busybox:local'],
-      ['GET', '/no/such/route'],
-    ];
-    for (let i = 0; i < 20_000; i++) classify(...requests[i % requests.length]!); // warm up
-    const rounds = 200_000;
-    const start = process.hrtime.bigint();
-    for (let i = 0; i < rounds; i++) classify(...requests[i % requests.length]!);
-    const nsPerCall = Number(process.hrtime.bigint() - start) / rounds;
-    // ~0.3-0.8 us measured on a loaded 2-core machine; the bound leaves room for noise.
-    expect(nsPerCall).toBeLessThan(5_000);
-  });
-});
