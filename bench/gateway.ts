@@ -179,7 +179,8 @@ export function haproxyBinary(): string | undefined {
   return onPath('haproxy');
 }
 
-async function freePort(): Promise<number> {
+/** A TCP port on loopback that nothing listens on now. */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);

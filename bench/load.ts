@@ -100,6 +100,25 @@ export function channels(kind: ClientKind, ep: Endpoint, method: string, path: s
   return kind === 'raw' ? rawChannels(ep, buildRequest(ep, method, path), timeoutMs) : httpChannels(ep, method, path, concurrency, timeoutMs);
 }
 
+/**
+ * One request on `c`: its latency in ms, or undefined after `fail` was told why. A non-2xx
+ * answer is a failure: a fast 401 or 403 must not count as a served request.
+ */
+async function timedSend(c: Channel, fail: (why: string) => void): Promise<number | undefined> {
+  const t0 = performance.now();
+  try {
+    const status = await c.send();
+    if (status < 200 || status > 299) {
+      fail(`HTTP ${status}`);
+      return undefined;
+    }
+  } catch (e) {
+    fail((e as Error).message);
+    return undefined;
+  }
+  return performance.now() - t0;
+}
+
 export async function closedLoop(ch: Channels, pid: number | undefined, o: LoopOptions): Promise<LoopResult> {
   const conns = await Promise.all(Array.from({ length: o.concurrency }, () => ch.open()));
   const lat: number[] = [];
@@ -109,6 +128,10 @@ export async function closedLoop(ch: Channels, pid: number | undefined, o: LoopO
   let measuring = false;
   let stop = false;
   let issued = 0;
+  const fail = (why: string) => {
+    errors++;
+    firstError ??= why;
+  };
 
   const worker = async (i: number) => {
     while (!stop && errors < MAX_ERRORS && issued < o.maxRequests) {
@@ -126,21 +149,11 @@ export async function closedLoop(ch: Channels, pid: number | undefined, o: LoopO
       }
       const counted = measuring;
       if (counted) issued++;
-      const t0 = performance.now();
-      try {
-        const status = await c.send();
-        if (status < 200 || status > 299) {
-          errors++;
-          firstError ??= `HTTP ${status}`;
-        }
-      } catch (e) {
-        errors++;
-        firstError ??= (e as Error).message;
-        continue;
-      }
+      const ms = await timedSend(c, fail);
+      if (ms === undefined) continue;
       if (counted && measuring) {
         count++;
-        if (o.recordLatency) lat.push(performance.now() - t0);
+        if (o.recordLatency) lat.push(ms);
       }
     }
   };
@@ -173,25 +186,16 @@ export async function sequential(ch: Channels, pid: number | undefined, o: { cou
   let errors = 0;
   let firstError: string | undefined;
   const deadline = performance.now() + o.maxMs;
+  const fail = (why: string) => {
+    errors++;
+    firstError ??= why;
+  };
   const one = async (): Promise<number | undefined> => {
     if (!c.usable) {
       c.close();
       c = await ch.open();
     }
-    const t0 = performance.now();
-    try {
-      const status = await c.send();
-      if (status < 200 || status > 299) {
-        errors++;
-        firstError ??= `HTTP ${status}`;
-        return undefined;
-      }
-    } catch (e) {
-      errors++;
-      firstError ??= (e as Error).message;
-      return undefined;
-    }
-    return performance.now() - t0;
+    return timedSend(c, fail);
   };
   for (let i = 0; i < o.warmup && errors < MAX_ERRORS; i++) await one();
   errors = 0;

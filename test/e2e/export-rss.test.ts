@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { tarHeader } from '../../bench/docker.js';
 import {
   describeE2E,
   dockerDirect,
@@ -100,27 +101,6 @@ function download(gw: Gateway, path: string, opts: { pauseAfter?: number; pauseM
     );
     req.on('error', reject);
   });
-}
-
-/** A ustar header block for one regular file. */
-function tarHeader(name: string, size: number): Buffer {
-  const h = Buffer.alloc(512, 0);
-  const put = (value: string, offset: number, length: number) => h.write(value, offset, length, 'ascii');
-  const octal = (n: number, length: number) => n.toString(8).padStart(length - 1, '0') + '\0';
-  put(name, 0, 100);
-  put(octal(0o644, 8), 100, 8);
-  put(octal(0, 8), 108, 8);
-  put(octal(0, 8), 116, 8);
-  put(octal(size, 12), 124, 12);
-  put(octal(Math.floor(Date.now() / 1000), 12), 136, 12);
-  put('        ', 148, 8); // the checksum counts itself as spaces
-  put('0', 156, 1);
-  put('ustar\0', 257, 6);
-  put('00', 263, 2);
-  let sum = 0;
-  for (const b of h) sum += b;
-  put(octal(sum, 7) + ' ', 148, 8);
-  return h;
 }
 
 /** A tar holding one file of `size` bytes, produced on demand (never in memory as a whole). */

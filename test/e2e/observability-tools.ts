@@ -7,12 +7,12 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe } from 'vitest';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { REPO_ROOT } from './harness.js';
+import { freePort } from '../../bench/gateway.js';
 
 export const PROMETHEUS_DIR = path.join(REPO_ROOT, 'deploy', 'prometheus');
 export const SCRAPE_CONFIG = path.join(PROMETHEUS_DIR, 'prometheus.yml');
@@ -63,17 +63,6 @@ export function run(file: string, args: string[], timeoutMs = 60_000, cwd = REPO
     execFile(file, args, { cwd, timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
       resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
     });
   });
 }
