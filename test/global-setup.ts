@@ -61,6 +61,10 @@ async function build(): Promise<void> {
         tail(r.stdout + r.stderr, 60),
     );
   }
+  // The tests against the source's types: vitest strips types without checking them, so a test
+  // could drift from the contracts it exercises and still run.
+  const t = await run(process.execPath, [tsc, '-p', path.join(REPO_ROOT, 'tsconfig.test.json')], 300_000);
+  if (t.code !== 0) throw new Error(`global setup: the tests do not type-check (tsc -p tsconfig.test.json exited ${t.code}):\n${tail(t.stdout + t.stderr, 60)}`);
 }
 
 function onPath(command: string): boolean {

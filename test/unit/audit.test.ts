@@ -13,6 +13,7 @@ import { createAuditSink, redact, type AuditDropReason, type AuditRecord } from 
 import { createMetrics } from '../../src/metrics/metrics.js';
 import type { RequestContext } from '../../src/pipeline/context.js';
 import { createObserver } from '../../src/pipeline/observe.js';
+import { Socket } from 'node:net';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'dw-audit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -69,6 +70,7 @@ describe('the audit record', () => {
       bytesIn: 0,
       bytesOut: 0,
       ...over,
+      socket: over.socket ?? new Socket(),
     });
     return records[0]!;
   }

@@ -15,6 +15,7 @@ import { compilePolicy } from '../../src/policy/compile.js';
 import { decide, factNeeds } from '../../src/policy/decide.js';
 import type { CompiledPolicy } from '../../src/policy/types.js';
 import type { DecisionInput, Rejection } from '../../src/types.js';
+import { Socket } from 'node:net';
 
 function policyOf(text: string): CompiledPolicy {
   const r = compilePolicy([{ file: 'p.yaml', text }], { actions: ACTIONS });
@@ -45,6 +46,7 @@ function context(method: string, url: string, body?: string | Buffer, headers: R
     id: 't',
     startNs: 0n,
     remote: '',
+    socket: new Socket(),
     method,
     url,
     headers: { 'content-type': 'application/json', ...headers },
@@ -68,7 +70,7 @@ function context(method: string, url: string, body?: string | Buffer, headers: R
 async function run(policy: CompiledPolicy, ctx: RequestContext, opts: { wired?: boolean } = {}) {
   let seen: DecisionInput | undefined;
   const inspect = createInspect({ inspectedBodyBytes: 1 << 20, ...(opts.wired === false ? {} : { factNeeds: (a: string) => factNeeds(policy, a) }) });
-  const authorize = createAuthorize({ decide: (input) => ((seen = input), decide(policy, input)) });
+  const authorize = createAuthorize({ decide: (input) => ((seen = input), decide(policy, input)), ownership: { ownerLabel: 'dockward.owner', teamLabel: 'dockward.team' } });
   const r = (await inspect(ctx)) ?? (await authorize(ctx));
   return { rejection: r, input: seen };
 }

@@ -5,7 +5,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Socket, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -48,6 +48,7 @@ function ctx(over: Partial<RequestContext> & { action?: string } = {}): RequestC
     bytesOut: 0,
     ...(action ? { classification: { action, params: {} } } : {}),
     ...rest,
+    socket: rest.socket ?? new Socket(),
   };
 }
 
