@@ -32,6 +32,15 @@ function startDaemon(): Promise<void> {
     req.on('end', () => {
       seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
       if (req.url === '/_ping') return res.end('OK');
+      if (req.url?.startsWith('/v1.41/images/json')) {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        // `bad=1`: an answer the gateway cannot read as a list.
+        if (req.url.includes('bad=1')) return res.end('[{"Id":"a"');
+        return res.end(JSON.stringify([
+          { Id: 'sha256:a', RepoTags: ['a:1'], Labels: { 'dockward.owner': 'alice' } },
+          { Id: 'sha256:b', RepoTags: ['b:1'], Labels: { 'dockward.owner': 'bob' } },
+        ]));
+      }
       if (req.url?.startsWith('/v1.41/containers/json')) {
         res.writeHead(200, { 'Content-Type': 'application/json' });
         return res.end('[]');
@@ -89,6 +98,12 @@ beforeAll(async () => {
     effect: allow
     subjects: ["group:dev"]
     actions: [container.create, container.update, container.attach, exec.start, container.archive.put]
+  - name: dev-lists-own-images
+    effect: allow
+    subjects: ["group:dev"]
+    actions: [image.list]
+    when:
+      target.owner: "\${subject.name}"
   - name: qa-lists-running-only
     effect: deny
     subjects: ["group:qa"]
@@ -452,6 +467,17 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
     expect(twice.status).toBe(403);
     expect(JSON.parse(twice.body).message).toBe('dockward: denied by rule qa-lists-running-only: query.all == "1", but query.all is given more than once (dockerd reads some parameters as lists)');
     expect(seen.map((x) => x.url)).toEqual(['/v1.41/containers/json?all=0']);
+  });
+
+  it('filters a list answer for the caller, and refuses one it cannot read rather than pass it on', async () => {
+    const t = token('alice', ['dev']);
+    const mine = await request('GET', '/v1.41/images/json', { token: t });
+    expect(mine.status).toBe(200);
+    expect(JSON.parse(mine.body).map((i: { Id: string }) => i.Id)).toEqual(['sha256:a']);
+    expect(Number(mine.headers['content-length'])).toBe(Buffer.byteLength(mine.body));
+    const unreadable = await request('GET', '/v1.41/images/json?bad=1', { token: t });
+    expect(unreadable.status).toBe(502);
+    expect(JSON.parse(unreadable.body).message).toBe('dockward: cannot read the list the daemon answered, so it cannot be filtered');
   });
 
   it('answers 413 for an inspected body over the limit', async () => {
