@@ -17,6 +17,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import net from 'node:net';
+import tls from 'node:tls';
 import { rejection } from '../errors.js';
 import { nextRequestId, type BodySource, type RequestContext } from '../pipeline/context.js';
 import { NOT_FORWARDED } from '../pipeline/forward.js';
@@ -27,6 +28,7 @@ import type { StageRunner } from '../server.js';
 import { MAX_DISCARDED_BODY_BYTES } from '../server.js';
 import type { Rejection } from '../types.js';
 import { ChunkedReader, frameChunk, LAST_CHUNK, parseRequestHead, parseResponseHead, type RequestHead } from './http1.js';
+import { adoptPooledReads, pooledReadOptions, type Lease } from './pool.js';
 
 export interface RelayOptions {
   socketPath: string;
@@ -190,6 +192,20 @@ export function createRelay(opts: RelayOptions): Relay {
     constructor(client: Socket) {
       this.client = client;
       client.setNoDelay(true);
+      // TLS sockets decrypt into buffers of their own: they keep Node's reads.
+      if (!(client instanceof tls.TLSSocket)) {
+        adoptPooledReads(
+          client,
+          (c, lease) => {
+            try {
+              this.onClientData(c, lease);
+            } catch (err) {
+              this.fault(err);
+            }
+          },
+          () => this.mode === In.Body || this.mode === In.Tunnel,
+        );
+      }
       client.on('data', (c: Buffer) => {
         try {
           this.onClientData(c);
@@ -255,7 +271,9 @@ export function createRelay(opts: RelayOptions): Relay {
 
     // ---- client side -------------------------------------------------------------------------
 
-    onClientData(chunk: Buffer): void {
+    /** `lease`: the bytes are in a pooled buffer and may only be written (pool.ts). */
+    onClientData(chunk: Buffer, lease?: Lease): void {
+      if (lease && this.mode !== In.Body && this.mode !== In.Tunnel && this.mode !== In.Discard) chunk = Buffer.from(chunk);
       switch (this.mode) {
         case In.Head:
           if (this.pending.length === 0) this.since = Date.now();
@@ -270,7 +288,7 @@ export function createRelay(opts: RelayOptions): Relay {
           this.feedRead(chunk);
           return;
         case In.Body:
-          this.feedBody(chunk);
+          this.feedBody(chunk, lease);
           return;
         case In.Discard:
           this.since = Date.now();
@@ -283,7 +301,7 @@ export function createRelay(opts: RelayOptions): Relay {
           if (!up || up.destroyed) return;
           this.ex!.ctx.bytesIn += chunk.length;
           this.batchUpstream(up);
-          up.write(chunk);
+          up.write(chunk, lease?.hold());
           return;
         }
       }
@@ -491,17 +509,18 @@ export function createRelay(opts: RelayOptions): Relay {
     connectUpstream(): Socket {
       if (this.upstream && !this.upstream.destroyed && !this.upstreamSpent) return this.upstream;
       this.upstream?.destroy();
-      const up = net.connect({ path: opts.socketPath, allowHalfOpen: true });
-      this.upstream = up;
-      this.upstreamSpent = false;
-      up.on('data', (c: Buffer) => {
+      const onRead = (c: Buffer, lease: Lease | undefined): void => {
         if (this.upstream !== up) return;
         try {
-          this.onUpstreamData(c);
+          this.onUpstreamData(c, lease);
         } catch (err) {
           this.fault(err);
         }
-      });
+      };
+      const relays = (): boolean => this.out === Out.Sized || this.out === Out.Chunked || this.out === Out.UntilClose || this.out === Out.Tunnel;
+      const up = net.connect({ path: opts.socketPath, allowHalfOpen: true, onread: pooledReadOptions(onRead, relays) });
+      this.upstream = up;
+      this.upstreamSpent = false;
       up.on('drain', () => {
         if (this.upstream === up && this.client.isPaused() && (this.mode === In.Body || this.mode === In.Tunnel)) this.client.resume();
       });
@@ -579,7 +598,7 @@ export function createRelay(opts: RelayOptions): Relay {
       }
     }
 
-    feedBody(chunk: Buffer): void {
+    feedBody(chunk: Buffer, lease?: Lease): void {
       const ex = this.ex!;
       const up = this.upstream!;
       const r = ex.body.push(chunk);
@@ -595,17 +614,18 @@ export function createRelay(opts: RelayOptions): Relay {
       if (ex.body.isChunked) {
         for (const d of r.data) {
           ex.ctx.bytesIn += d.length;
-          for (const part of frameChunk(d)) up.write(part);
+          for (const part of frameChunk(d)) up.write(part, lease?.hold());
         }
         if (ex.body.done) up.write(LAST_CHUNK);
       } else {
         for (const d of r.data) {
           ex.ctx.bytesIn += d.length;
-          up.write(d);
+          up.write(d, lease?.hold());
         }
       }
       if (ex.body.done) {
-        this.pending = r.rest;
+        // The next request's first bytes are kept: a copy, never the pooled buffer.
+        this.pending = lease && r.rest.length > 0 ? Buffer.from(r.rest) : r.rest;
         this.afterBody(ex);
       }
     }
@@ -627,7 +647,7 @@ export function createRelay(opts: RelayOptions): Relay {
     }
 
     /** A piece of a streamed answer (the same batching towards the client). */
-    stream(b: Buffer): void {
+    stream(b: Buffer, lease?: Lease): void {
       const client = this.client;
       if (!this.clientBatched) {
         this.clientBatched = true;
@@ -638,7 +658,7 @@ export function createRelay(opts: RelayOptions): Relay {
           if (client.writableLength > STREAM_BUFFER_BYTES) this.upstream?.pause();
         });
       }
-      client.write(b);
+      client.write(b, lease?.hold());
     }
 
     /** The whole request is with the daemon. */
@@ -655,12 +675,17 @@ export function createRelay(opts: RelayOptions): Relay {
 
     // ---- from the daemon ---------------------------------------------------------------------
 
-    onUpstreamData(chunk: Buffer): void {
+    /** `lease`: the bytes are in a pooled buffer and may only be written (pool.ts). */
+    onUpstreamData(chunk: Buffer, lease?: Lease): void {
       const ex = this.ex;
       if (!ex || ex.finished) {
         // Nothing was asked: a daemon that talks out of turn cannot be trusted with the next request.
         this.upstream?.destroy();
         return;
+      }
+      if (lease && this.out !== Out.Sized && this.out !== Out.Chunked && this.out !== Out.UntilClose && this.out !== Out.Tunnel) {
+        chunk = Buffer.from(chunk);
+        lease = undefined;
       }
       switch (this.out) {
         case Out.Head:
@@ -670,16 +695,16 @@ export function createRelay(opts: RelayOptions): Relay {
           this.outRemaining -= take;
           ex.ctx.bytesOut += take;
           if (take < chunk.length) this.upstreamSpent = true;
-          this.stream(take === chunk.length ? chunk : chunk.subarray(0, take));
+          this.stream(take === chunk.length ? chunk : chunk.subarray(0, take), lease);
           if (this.outRemaining === 0) this.responseEnded(ex);
           return;
         }
         case Out.Chunked:
-          return this.relayChunked(ex, chunk);
+          return this.relayChunked(ex, chunk, lease);
         case Out.UntilClose:
         case Out.Tunnel:
           ex.ctx.bytesOut += chunk.length;
-          this.stream(chunk);
+          this.stream(chunk, lease);
           return;
         case Out.FilterList:
         case Out.FilterEvents:
@@ -786,16 +811,16 @@ export function createRelay(opts: RelayOptions): Relay {
       this.write(buf);
     }
 
-    relayChunked(ex: Exchange, chunk: Buffer): void {
+    relayChunked(ex: Exchange, chunk: Buffer, lease?: Lease): void {
       const r = this.outChunked!.push(chunk);
       if ('error' in r) return this.badChunked(ex);
       for (const d of r.data) ex.ctx.bytesOut += d.length;
       if (r.end >= 0) {
         if (r.end < chunk.length) this.upstreamSpent = true;
-        this.stream(r.end === chunk.length ? chunk : chunk.subarray(0, r.end));
+        this.stream(r.end === chunk.length ? chunk : chunk.subarray(0, r.end), lease);
         return this.responseEnded(ex);
       }
-      this.stream(chunk);
+      this.stream(chunk, lease);
     }
 
     badChunked(ex: Exchange): void {

@@ -3,6 +3,7 @@
  * be made to show on demand (it going away and coming back) and for seeing exactly which bytes
  * reach the daemon. The real-daemon behaviour is covered by test/e2e.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -25,13 +26,43 @@ let releaseWait: (() => void) | undefined;
 /** Set when the daemon side of a held `wait` went away before its body was sent. */
 let heldWaitCut = false;
 
+/** Random bytes for the transfer tests: any byte out of place shows in the hash. */
+const PAYLOAD = randomBytes(24 * 1024 * 1024);
+const sha256 = (b: Buffer | Buffer[]) => {
+  const h = createHash('sha256');
+  for (const x of Array.isArray(b) ? b : [b]) h.update(x);
+  return h.digest('hex');
+};
+
 function startDaemon(): Promise<void> {
   daemon = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+      const bytes = Buffer.concat(chunks);
+      const body = bytes.toString();
+      seen.push({ method: req.method!, url: req.url!, headers: req.headers, body: req.url?.includes('digest=1') ? '' : body });
       if (req.url === '/_ping') return res.end('OK');
+      if (req.url?.includes('digest=1')) {
+        // An upload of PAYLOAD: the daemon answers what it received.
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        return res.end(JSON.stringify({ bytes: bytes.length, sha256: sha256(bytes) }));
+      }
+      if (req.url?.startsWith('/v1.41/containers/abc/export')) {
+        // PAYLOAD as dockerd streams an export: in pieces, honouring backpressure; chunked, or
+        // with a Content-Length when `sized=1`.
+        res.writeHead(200, { 'Content-Type': 'application/x-tar', ...(req.url.includes('sized=1') ? { 'Content-Length': String(PAYLOAD.length) } : {}) });
+        let off = 0;
+        const more = (): void => {
+          while (off < PAYLOAD.length) {
+            const piece = PAYLOAD.subarray(off, off + 32 * 1024);
+            off += piece.length;
+            if (!res.write(piece)) return void res.once('drain', more);
+          }
+          res.end();
+        };
+        return more();
+      }
       if (req.url?.startsWith('/v1.41/images/json')) {
         res.writeHead(200, { 'Content-Type': 'application/json' });
         // `bad=1`: an answer the gateway cannot read as a list.
@@ -97,7 +128,7 @@ beforeAll(async () => {
   - name: dev-creates
     effect: allow
     subjects: ["group:dev"]
-    actions: [container.create, container.update, container.attach, exec.start, container.archive.put]
+    actions: [container.create, container.update, container.attach, exec.start, container.archive.put, container.export]
   - name: dev-lists-own-images
     effect: allow
     subjects: ["group:dev"]
@@ -345,6 +376,82 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
       ['/v1.41/containers/abc/archive?path=/tmp', 'hello world'],
       ['/v1.41/containers/abc/archive?path=/x', 'abc'],
     ]);
+  });
+
+  it('relays uploads, downloads and an attach session byte for byte, all at once, with slow readers', async () => {
+    // The relay reads streamed bytes into reused buffers (relay/pool.ts): a buffer reused while
+    // a write still held it would put other bytes on the wire. Queues build up here (three
+    // transfers at once, readers that stop), so such a reuse would show in a digest.
+    const [host, port] = gw.listen.split(':');
+    const t = token('alice', ['dev']);
+    const want = sha256(PAYLOAD);
+    const upload = (chunked: boolean) =>
+      new Promise<{ bytes: number; sha256: string }>((resolve, reject) => {
+        const req = http.request(
+          { host, port: Number(port), method: 'PUT', path: '/v1.41/containers/abc/archive?path=/tmp&digest=1', headers: { Authorization: `Bearer ${t}`, 'Content-Type': 'application/x-tar', ...(chunked ? {} : { 'Content-Length': String(PAYLOAD.length) }) } },
+          (res) => {
+            let b = '';
+            res.on('data', (c) => (b += c));
+            res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(b)) : reject(new Error(`upload: ${res.statusCode} ${b}`))));
+          },
+        );
+        req.on('error', reject);
+        // In uneven pieces, so reads straddle them.
+        for (let off = 0; off < PAYLOAD.length; ) {
+          const n = 1 + ((off * 7919) % (300 * 1024));
+          req.write(PAYLOAD.subarray(off, off + n));
+          off += n;
+        }
+        req.end();
+      });
+    const download = (sized: boolean) =>
+      new Promise<string>((resolve, reject) => {
+        http
+          .get({ host, port: Number(port), path: `/v1.41/containers/abc/export${sized ? '?sized=1' : ''}`, headers: { Authorization: `Bearer ${t}` } }, (res) => {
+            const got: Buffer[] = [];
+            let n = 0;
+            res.on('data', (c: Buffer) => {
+              got.push(c);
+              // A reader that stops now and then: the gateway's queue towards it fills.
+              if (++n % 40 === 0) {
+                res.pause();
+                setTimeout(() => res.resume(), 30);
+              }
+            });
+            res.on('end', () => (res.statusCode === 200 ? resolve(sha256(got)) : reject(new Error(`download: ${res.statusCode}`))));
+          })
+          .on('error', reject);
+      });
+    const session = () =>
+      new Promise<string>((resolve, reject) => {
+        const s = net.connect({ host, port: Number(port), allowHalfOpen: true }, () => {
+          s.write(`POST /v1.41/containers/abc/attach?stream=1&stdin=1 HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer ${t}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+        });
+        let head = Buffer.alloc(0);
+        const echoed: Buffer[] = [];
+        s.on('data', (c: Buffer) => {
+          if (echoed.length === 0 && head.indexOf('\r\n\r\n') < 0) {
+            head = Buffer.concat([head, c]);
+            const end = head.indexOf('\r\n\r\n');
+            if (end < 0) return;
+            expect(head.toString('latin1')).toMatch(/^HTTP\/1\.1 101 /);
+            const rest = head.subarray(end + 4);
+            head = Buffer.from('\r\n\r\n');
+            echoed.push(rest);
+            s.end(PAYLOAD.subarray(0, 8 * 1024 * 1024));
+            return;
+          }
+          echoed.push(c);
+        });
+        s.on('end', () => resolve(sha256(echoed)));
+        s.on('error', reject);
+      });
+    const [upSized, upChunked, downSized, downChunked, echoed] = await Promise.all([upload(false), upload(true), download(true), download(false), session()]);
+    expect(upSized).toEqual({ bytes: PAYLOAD.length, sha256: want });
+    expect(upChunked).toEqual({ bytes: PAYLOAD.length, sha256: want });
+    expect(downSized).toBe(want);
+    expect(downChunked).toBe(want);
+    expect(echoed).toBe(sha256(PAYLOAD.subarray(0, 8 * 1024 * 1024)));
   });
 
   it('refuses a malformed chunked upload without passing a request the gateway did not read to the daemon', async () => {

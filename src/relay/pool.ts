@@ -1,0 +1,130 @@
+/**
+ * Reused read buffers for streamed bytes (issue 7).
+ *
+ * Node reads every socket into a fresh 64 KiB buffer. A gigabyte relayed is 16,000 of them: the
+ * ones still queued for the other side when a young-generation GC runs are promoted, and V8 then
+ * runs full mark-compact collections of the whole heap to free them (measured: the gateway spent
+ * about a third of its CPU per uploaded gigabyte in major GC, where a bare relay with a small heap
+ * spent none). Reading into buffers from a pool, and returning each once every write that
+ * carries a piece of it has been handed to the kernel, takes that allocation out of the path.
+ *
+ * The rule that keeps it safe: a pooled buffer is only ever passed to `Socket.write` (with
+ * `Lease.hold` / its callback); any code that keeps bytes (a head being parsed, an inspected body,
+ * a list being filtered, the bytes after a body) gets a copy. A write that fails never returns
+ * its buffer to the pool: it is left to the GC, so no buffer is reused while Node may hold it.
+ */
+import net from 'node:net';
+
+/** Bytes per read: libuv asks for 64 KiB; a busy socket fills this in one read. */
+export const READ_BUFFER_BYTES = 64 * 1024;
+/** Buffers kept for reuse (4 MiB): enough for the streams of a busy gateway, bounded for RSS. */
+const POOL_MAX = 64;
+
+const free: Buffer[] = [];
+
+export function takeBuffer(): Buffer {
+  return free.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+}
+
+function giveBack(b: Buffer): void {
+  if (free.length < POOL_MAX) free.push(b);
+}
+
+/** One read's buffer, shared by the writes that carry pieces of it. */
+export class Lease {
+  private refs = 1;
+  private failed = false;
+  constructor(private readonly buf: Buffer) {}
+
+  /** A write callback: the piece it carried is with the kernel (or the write failed). */
+  readonly written = (err?: Error | null): void => {
+    if (err) this.failed = true;
+    this.release();
+  };
+
+  /** Another write will carry a piece of the buffer; pass `written` as its callback. */
+  hold(): (err?: Error | null) => void {
+    this.refs++;
+    return this.written;
+  }
+
+  /** The reader is done with the buffer; it returns to the pool once no write holds it. */
+  release(): void {
+    if (--this.refs === 0 && !this.failed) giveBack(this.buf);
+  }
+}
+
+/**
+ * Reads of idle or slow sockets (a request head, a log line) all go to this one buffer and are
+ * copied out at once, as Node's own reads would allocate them: an idle connection (500 open
+ * `logs -f` streams) holds no buffer of its own. Only a socket whose last read came back at
+ * least half full, in a mode that relays bytes as they are, reads into a pooled buffer.
+ */
+const SHARED = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+
+/**
+ * Gets one read's bytes. `lease` is set when they are in a pooled buffer: then they may only be
+ * written (`socket.write(piece, lease.hold())`) and must be copied to be kept. Without a lease
+ * the bytes are the callee's own.
+ */
+export type PooledRead = (bytes: Buffer, lease: Lease | undefined) => void;
+
+interface ReadOptions {
+  buffer: () => Buffer;
+  /** Returns true: pausing is the callee's (`socket.pause()`), not a return value's. */
+  callback: (n: number, buf: Uint8Array) => boolean;
+}
+
+/** `relays()`: the socket is in a mode that only writes what it reads to the other side. */
+function readOptions(onRead: PooledRead, relays: () => boolean): ReadOptions {
+  let busy = false;
+  return {
+    buffer: () => (busy && relays() ? takeBuffer() : SHARED),
+    callback: (n, u8) => {
+      const buf = u8 as Buffer;
+      busy = n >= buf.length / 2;
+      if (buf === SHARED) {
+        onRead(Buffer.from(buf.subarray(0, n)), undefined);
+        return true;
+      }
+      const lease = new Lease(buf);
+      try {
+        onRead(buf.subarray(0, n), lease);
+      } finally {
+        lease.release();
+      }
+      return true;
+    },
+  };
+}
+
+/** `onread` options for a socket the gateway connects (public Node API). */
+export function pooledReadOptions(onRead: PooledRead, relays: () => boolean): net.OnReadOpts {
+  return readOptions(onRead, relays);
+}
+
+/**
+ * The same for a socket a server accepted, which Node gives no `onread` option: the socket's
+ * read-buffer fields (Node 20's net.Socket internals, set by `onread` on connected sockets) are
+ * set before its first read. Returns false, and the socket keeps Node's own reads ('data'
+ * events), when those internals are not found.
+ */
+export function adoptPooledReads(socket: net.Socket, onRead: PooledRead, relays: () => boolean): boolean {
+  const handle = (socket as unknown as { _handle?: { useUserBuffer?: (b: Buffer) => void } })._handle;
+  if (!handle || typeof handle.useUserBuffer !== 'function') return false;
+  const own = Object.getOwnPropertySymbols(socket);
+  const find = (d: string): symbol | undefined => own.find((k) => k.description === d);
+  const kBuffer = find('kBuffer');
+  const kBufferCb = find('kBufferCb');
+  const kBufferGen = find('kBufferGen');
+  if (!kBuffer || !kBufferCb || !kBufferGen) return false;
+  const s = socket as unknown as Record<symbol, unknown>;
+  if (s[kBuffer] !== null || s[kBufferCb] !== null || s[kBufferGen] !== null) return false;
+  const o = readOptions(onRead, relays);
+  const first = o.buffer();
+  s[kBuffer] = first;
+  s[kBufferCb] = o.callback;
+  s[kBufferGen] = o.buffer;
+  handle.useUserBuffer(first);
+  return true;
+}
