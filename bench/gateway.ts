@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -89,13 +89,17 @@ export async function startDockward(o: GatewayOptions): Promise<Proc> {
   await writeFile(secretFile, secret, { mode: 0o600 });
   await writeFile(policyFile, PERMISSIVE_POLICY);
   // As a deployment runs it: JWT auth, audit lines to a file, metrics on their own port.
+  const auditDir = path.join(o.dir, 'log');
+  mkdirSync(auditDir, { recursive: true });
   const config = {
     listen: '127.0.0.1:0',
     upstream: `unix://${o.upstreamSock}`,
     auth: { jwt: { algorithms: ['HS256'], secretFile } },
     policies: [policyFile],
     metrics: { listen: '127.0.0.1:0' },
-    audit: { file: path.join(o.dir, 'audit.log') },
+    // In a directory of its own, as /var/log is not /etc: the gateway watches the policy's
+    // directory for changes, and would otherwise wake up for every audit line it writes.
+    audit: { file: path.join(auditDir, 'audit.log') },
     ...(o.upstreamClient ? { upstreamClient: o.upstreamClient } : {}),
   };
   await writeFile(configFile, toYaml(config));
