@@ -166,3 +166,16 @@ export interface CpuUsed {
   /** CPU seconds of everything else on the machine. */
   readonly other: number;
 }
+
+/**
+ * Flushes dirty pages to disk before a transfer: the previous transfer wrote hundreds of MB into
+ * a container file system, and the kernel's writeback of it (seen as kworker CPU and a direct
+ * export at a third of its usual rate) would otherwise land on whichever target runs next.
+ */
+export function settleDisk(): void {
+  try {
+    execFileSync('sync', { timeout: 120_000, stdio: 'ignore' });
+  } catch {
+    /* informative only: the transfer is measured anyway */
+  }
+}

@@ -43,7 +43,7 @@ import { Containers, LABEL_KEY, leaseDaemon, tarBuffer, tarPieces, type Daemon }
 import { haproxyBinary, haproxyVersion, startDockward, startHaproxy, type Proc } from './gateway.js';
 import { channels, closedLoop, download, lifecycle, openLogStreams, sequential, sleep, uploadBuffer, uploadStream, type ClientKind, type LoopResult, type TransferResult } from './load.js';
 import { benchPolicy, type PolicyResult } from './policy.js';
-import { cpuModel, memory, PeakMeter, type CpuUsed } from './proc.js';
+import { cpuModel, memory, PeakMeter, settleDisk, type CpuUsed } from './proc.js';
 import { formatSummary, summarise, type CpuProfile } from './profile.js';
 import { renderReport, verdict, writeDoc, type Report, type Row } from './report.js';
 import { median, minMax, percentile, sum } from './stats.js';
@@ -382,10 +382,12 @@ async function runRounds(a: Args, env: Env, fx: Fixtures, res: Results, need: (p
             ok(d.list, what, res.errors);
             break;
           case 'export':
+            settleDisk();
             d.export = await download(ep, `/containers/${fx.exportId}/export`, { timeoutMs: 120_000, daemonPids: dp });
             transferOk(d.export, what, s.exportBytes, res.errors);
             break;
           case 'upload':
+            settleDisk();
             d.upload = await uploadBuffer(ep, `/containers/${fx.uploadId}/archive?path=/tmp`, fx.uploadBody!, { timeoutMs: 120_000, daemonPids: dp });
             transferOk(d.upload, what, s.uploadBytes, res.errors);
             break;
