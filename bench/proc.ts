@@ -99,14 +99,17 @@ export class PeakMeter {
   }
 }
 
-/** Busy and total CPU seconds of the whole machine (all cores), from /proc/stat. */
-export function machineCpu(): { busy: number; total: number } {
+/**
+ * Busy and total CPU seconds of the whole machine (all cores), from /proc/stat. `steal` (part of
+ * busy) is time the hypervisor gave the host's other guests while this one wanted to run.
+ */
+export function machineCpu(): { busy: number; total: number; steal: number } {
   const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!;
   const v = line.trim().split(/\s+/).slice(1).map(Number);
   // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user.
   const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = v;
   const busy = user + nice + system + irq + softirq + steal;
-  return { busy: busy / ticksPerSecond(), total: (busy + idle + iowait) / ticksPerSecond() };
+  return { busy: busy / ticksPerSecond(), total: (busy + idle + iowait) / ticksPerSecond(), steal: steal / ticksPerSecond() };
 }
 
 export function cpuModel(): string {
@@ -150,7 +153,8 @@ export class CpuWindow {
     const daemon = cpuOf(this.daemonPids) - this.daemon0;
     const m = machineCpu();
     const busy = m.busy - this.machine0.busy;
-    return { wall, client, proxy, daemon, other: Math.max(0, busy - client - proxy - daemon) };
+    const steal = m.steal - this.machine0.steal;
+    return { wall, client, proxy, daemon, other: Math.max(0, busy - steal - client - proxy - daemon), steal };
   }
 }
 
@@ -165,6 +169,8 @@ export interface CpuUsed {
   readonly daemon: number;
   /** CPU seconds of everything else on the machine. */
   readonly other: number;
+  /** CPU seconds the hypervisor gave other guests of the host (noise from outside the machine). */
+  readonly steal: number;
 }
 
 /**

@@ -43,7 +43,7 @@ import { Containers, LABEL_KEY, leaseDaemon, tarBuffer, tarPieces, type Daemon }
 import { haproxyBinary, haproxyVersion, startDockward, startHaproxy, type Proc } from './gateway.js';
 import { channels, closedLoop, download, lifecycle, openLogStreams, sequential, sleep, uploadBuffer, uploadStream, type ClientKind, type LoopResult, type TransferResult } from './load.js';
 import { benchPolicy, type PolicyResult } from './policy.js';
-import { cpuModel, memory, PeakMeter, settleDisk, type CpuUsed } from './proc.js';
+import { cpuModel, machineCpu, memory, PeakMeter, settleDisk, type CpuUsed } from './proc.js';
 import { formatSummary, summarise, type CpuProfile } from './profile.js';
 import { renderReport, verdict, writeDoc, type Report, type Row } from './report.js';
 import { median, minMax, percentile, sum } from './stats.js';
@@ -599,7 +599,7 @@ function build(a: Args, env: Env | undefined, res: Results, context: string[], e
       if (gb === 0 || wall === 0) continue;
       const msPerGb = (key: keyof CpuUsed) => ((sum(xs.map((x) => x.cpu[key])) / gb) * 1000).toFixed(0);
       const cores = (sum(xs.map((x) => x.cpu.client + x.cpu.proxy + x.cpu.daemon + x.cpu.other)) / wall).toFixed(2);
-      notes.push(`${k} via ${n}: CPU ms per GB: client ${msPerGb('client')}, dockerd ${msPerGb('daemon')}, proxy ${msPerGb('proxy')}, other processes ${msPerGb('other')}; ${cores} of the machine's cores busy.`);
+      notes.push(`${k} via ${n}: CPU ms per GB: client ${msPerGb('client')}, dockerd ${msPerGb('daemon')}, proxy ${msPerGb('proxy')}, other processes ${msPerGb('other')}, stolen by the host's other guests ${msPerGb('steal')}; ${cores} of the machine's cores busy.`);
     }
   }
   const rssLine = (n: string) => {
@@ -732,6 +732,7 @@ async function profile(a: Args, env: Env): Promise<void> {
 async function main(): Promise<number> {
   const a = parse(process.argv.slice(2));
   const started = performance.now();
+  const machine0 = machineCpu();
   const watchdog = setTimeout(() => {
     log(`the run exceeded its budget of ${a.s.budgetMs / 60_000} minutes: aborting`);
     void cleanup().then(() => process.exit(3));
@@ -762,6 +763,9 @@ async function main(): Promise<number> {
       res.policy = benchPolicy({ rules: a.s.policyRules, batches: a.s.policyBatches, batchMs: a.s.policyBatchMs });
     }
     if (env && !env.gateway.running()) res.errors.push(`the gateway exited during the run:\n${env.gateway.logTail().slice(-2000)}`);
+    const machine1 = machineCpu();
+    const stolen = (machine1.steal - machine0.steal) / Math.max(1e-9, machine1.total - machine0.total);
+    context.push(`CPU time stolen by the host's other guests during the run: ${(stolen * 100).toFixed(1)}% (above a few per cent, the machine was shared: expect noise)`);
     const report = build(a, env, res, context, performance.now() - started);
     const text = renderReport(report);
     process.stdout.write('\n' + text + '\n');
