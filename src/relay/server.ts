@@ -302,6 +302,7 @@ export function createRelay(opts: RelayOptions): Relay {
           this.ex!.ctx.bytesIn += chunk.length;
           this.batchUpstream(up);
           up.write(chunk, lease?.hold());
+          this.holdClientIfQueued(up);
           return;
         }
       }
@@ -623,6 +624,7 @@ export function createRelay(opts: RelayOptions): Relay {
           up.write(d, lease?.hold());
         }
       }
+      if (!ex.body.done) this.holdClientIfQueued(up);
       if (ex.body.done) {
         // The next request's first bytes are kept: a copy, never the pooled buffer.
         this.pending = lease && r.rest.length > 0 ? Buffer.from(r.rest) : r.rest;
@@ -633,7 +635,7 @@ export function createRelay(opts: RelayOptions): Relay {
     /**
      * Streamed bytes read in one turn of the event loop (libuv reads a busy socket up to 32
      * times per turn) go to the other side in one writev: fewer syscalls and fewer wake-ups of
-     * the reader. Backpressure is checked once the batch is flushed.
+     * the reader. Backpressure is checked at each read (holdClientIfQueued).
      */
     batchUpstream(up: Socket): void {
       if (this.upBatched) return;
@@ -642,7 +644,6 @@ export function createRelay(opts: RelayOptions): Relay {
       setImmediate(() => {
         this.upBatched = false;
         up.uncork();
-        if (up.writableLength > STREAM_BUFFER_BYTES && !up.destroyed && (this.mode === In.Body || this.mode === In.Tunnel)) this.client.pause();
       });
     }
 
@@ -655,10 +656,16 @@ export function createRelay(opts: RelayOptions): Relay {
         setImmediate(() => {
           this.clientBatched = false;
           client.uncork();
-          if (client.writableLength > STREAM_BUFFER_BYTES) this.upstream?.pause();
         });
       }
       client.write(b, lease?.hold());
+      // Checked at each read, not once per turn: libuv reads a busy socket up to 32 times a turn.
+      if (client.writableLength > STREAM_BUFFER_BYTES) this.upstream?.pause();
+    }
+
+    /** The daemon reads slower than the client sends: stop reading the client until 'drain'. */
+    holdClientIfQueued(up: Socket): void {
+      if (up.writableLength > STREAM_BUFFER_BYTES && !up.destroyed) this.client.pause();
     }
 
     /** The whole request is with the daemon. */
