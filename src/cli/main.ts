@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 /**
  * dockward serve | policy check | policy explain | token   (interface.md "Commands").
  * Exit codes: 0 ok, 1 a check/explain found a problem or a denial, 2 usage or start-up error.

@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
+import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { describeE2E, docker, makeTestPki, REPO_ROOT, scratchDir, startGateway } from './harness.js';
 
 const DEPLOY = path.join(REPO_ROOT, 'deploy');
@@ -52,9 +53,11 @@ function parseUnit(text: string): Record<string, Record<string, string[]>> {
 /** The argv of `node <main> serve --config <file>`, with the installed main mapped back into the repository. */
 function dockwardArgs(argv: string[]): { main: string; args: string[] } {
   expect(path.basename(argv[0]!)).toBe('node');
-  const main = argv[1]!;
+  // The gateway's Node flags (src/cli/node-flags.ts), then the entry point.
+  expect(argv.slice(1, 1 + NODE_FLAGS.length)).toEqual(NODE_FLAGS);
+  const main = argv[1 + NODE_FLAGS.length]!;
   expect(main.startsWith(INSTALL_DIR + '/'), `${main} is not under ${INSTALL_DIR}`).toBe(true);
-  return { main: path.relative(INSTALL_DIR, main), args: argv.slice(2) };
+  return { main: path.relative(INSTALL_DIR, main), args: argv.slice(2 + NODE_FLAGS.length) };
 }
 
 function under(p: string, dir: string): boolean {

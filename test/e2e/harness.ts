@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import jwt from 'jsonwebtoken';
 import { afterAll, beforeEach, describe, inject } from 'vitest';
 import { stringify as toYaml } from 'yaml';
+import { NODE_FLAGS } from '../../src/cli/node-flags.js';
 // For the ProvidedContext declaration (dockerSock, dockerUnavailableReason); erased at run time.
 import type {} from '../global-setup.js';
 
@@ -406,7 +407,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   }
   Object.assign(env, opts.env);
 
-  const child = spawn(process.execPath, [main, 'serve', '--config', configFile], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, main, 'serve', '--config', configFile], {
     cwd: dir,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
