@@ -10,10 +10,15 @@
  *
  * The rule that keeps it safe: a pooled buffer is only ever passed to `Socket.write` (with
  * `Lease.hold` / its callback); any code that keeps bytes (a head being parsed, an inspected body,
- * a list being filtered, the bytes after a body) gets a copy. A write that fails never returns
- * its buffer to the pool: it is left to the GC, so no buffer is reused while Node may hold it.
+ * a list being filtered, the bytes after a body) gets a copy. A write that reports an error
+ * never returns its buffer to the pool: it is left to the GC, so no buffer is reused while Node
+ * may hold it. (A write libuv had already taken when its socket was destroyed is cancelled and
+ * reported without error: libuv is done with it then, so its buffer may return.) A reader that
+ * throws does not return its buffer either: Node has not switched the socket to its next buffer
+ * yet, and would read into one handed to another socket.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 
 /** Bytes per read: libuv asks for 64 KiB; a busy socket fills this in one read. */
 export const READ_BUFFER_BYTES = 64 * 1024;
@@ -52,13 +57,20 @@ export class Lease {
   release(): void {
     if (--this.refs === 0 && !this.failed) giveBack(this.buf);
   }
+
+  /** The reader failed: the buffer is never reused (left to the GC). */
+  abandon(): void {
+    this.failed = true;
+    this.release();
+  }
 }
 
 /**
  * Reads of idle or slow sockets (a request head, a log line) all go to this one buffer and are
- * copied out at once, as Node's own reads would allocate them: an idle connection (500 open
- * `logs -f` streams) holds no buffer of its own. Only a socket whose last read came back at
- * least half full, in a mode that relays bytes as they are, reads into a pooled buffer.
+ * copied out at once, as Node's own reads would allocate them: an idle connection whose last
+ * read was small (500 open `logs -f` streams) holds no buffer of its own. Only a socket whose
+ * last read came back at least half full, in a mode that relays bytes as they are, reads into a
+ * pooled buffer (and holds it while paused, or idle after that read, until its next read).
  */
 const SHARED = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
 
@@ -90,9 +102,11 @@ function readOptions(onRead: PooledRead, relays: () => boolean): ReadOptions {
       const lease = new Lease(buf);
       try {
         onRead(buf.subarray(0, n), lease);
-      } finally {
-        lease.release();
+      } catch (err) {
+        lease.abandon();
+        throw err;
       }
+      lease.release();
       return true;
     },
   };
@@ -107,9 +121,11 @@ export function pooledReadOptions(onRead: PooledRead, relays: () => boolean): ne
  * The same for a socket a server accepted, which Node gives no `onread` option: the socket's
  * read-buffer fields (Node 20's net.Socket internals, set by `onread` on connected sockets) are
  * set before its first read. Returns false, and the socket keeps Node's own reads ('data'
- * events), when those internals are not found.
+ * events), when those internals are not found, and for a TLS socket: its handle would take a
+ * user buffer too, but it decrypts into buffers of its own.
  */
 export function adoptPooledReads(socket: net.Socket, onRead: PooledRead, relays: () => boolean): boolean {
+  if (socket instanceof tls.TLSSocket) return false;
   const handle = (socket as unknown as { _handle?: { useUserBuffer?: (b: Buffer) => void } })._handle;
   if (!handle || typeof handle.useUserBuffer !== 'function') return false;
   const own = Object.getOwnPropertySymbols(socket);

@@ -17,7 +17,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import net from 'node:net';
-import tls from 'node:tls';
 import { rejection } from '../errors.js';
 import { nextRequestId, type BodySource, type RequestContext } from '../pipeline/context.js';
 import { NOT_FORWARDED } from '../pipeline/forward.js';
@@ -192,20 +191,18 @@ export function createRelay(opts: RelayOptions): Relay {
     constructor(client: Socket) {
       this.client = client;
       client.setNoDelay(true);
-      // TLS sockets decrypt into buffers of their own: they keep Node's reads.
-      if (!(client instanceof tls.TLSSocket)) {
-        adoptPooledReads(
-          client,
-          (c, lease) => {
-            try {
-              this.onClientData(c, lease);
-            } catch (err) {
-              this.fault(err);
-            }
-          },
-          () => this.mode === In.Body || this.mode === In.Tunnel,
-        );
-      }
+      // TLS sockets keep Node's reads (adoptPooledReads refuses them).
+      adoptPooledReads(
+        client,
+        (c, lease) => {
+          try {
+            this.onClientData(c, lease);
+          } catch (err) {
+            this.fault(err);
+          }
+        },
+        () => this.mode === In.Body || this.mode === In.Tunnel,
+      );
       client.on('data', (c: Buffer) => {
         try {
           this.onClientData(c);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
 import { adoptPooledReads, Lease, pooledReadOptions, takeBuffer, type PooledRead } from '../../src/relay/pool.js';
 
@@ -103,5 +104,25 @@ describe('pooled reads', () => {
     // Kept without copying (got.push(bytes)): they are the callee's own, so still intact.
     expect(leases).toBe(0);
     expect(Buffer.concat(got).equals(data)).toBe(true);
+  });
+});
+
+describe('a reader that throws', () => {
+  it('does not return its buffer to the pool: the socket still reads into it', () => {
+    const opts = pooledReadOptions(() => {
+      throw new Error('a bug in the reader');
+    }, () => true);
+    const buf = takeBuffer();
+    const callback = opts.callback as (n: number, b: Uint8Array) => boolean;
+    expect(() => callback(buf.length, buf)).toThrow('a bug in the reader');
+    expect(takeBuffer()).not.toBe(buf);
+  });
+});
+
+describe('TLS sockets', () => {
+  it('keep Node\'s own reads (they decrypt into buffers of their own)', () => {
+    const s = new tls.TLSSocket(new net.Socket());
+    expect(adoptPooledReads(s, () => {}, () => true)).toBe(false);
+    s.destroy();
   });
 });
