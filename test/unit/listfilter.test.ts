@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createEventFilter, filterListBody } from '../../src/pipeline/listfilter.js';
+import { createEventFilter, filterListBody, LIST_KINDS } from '../../src/pipeline/listfilter.js';
+import { LIST_TARGET_ACTIONS } from '../../src/policy/facts.js';
 import type { TargetFacts } from '../../src/types.js';
 
 const own = { ownerLabel: 'dockward.owner', teamLabel: 'dockward.team' };
@@ -7,6 +8,12 @@ const devOnly = (t: TargetFacts) => t.team === 'dev';
 const L = (team: string) => ({ 'dockward.team': team });
 
 describe('filtering list answers by target', () => {
+  // The policy layer lets rules read target.* on exactly the answers this module filters (and
+  // on events); the two lists live in two layers, so a list added to one must be added to both.
+  it('filters the same list actions the policy layer gives a target', () => {
+    expect([...LIST_TARGET_ACTIONS].sort()).toEqual([...Object.keys(LIST_KINDS), 'system.events'].sort());
+  });
+
   it.each([
     ['containers', 'container.list', [{ Id: 'a', Names: ['/a'], Labels: L('dev') }, { Id: 'b', Names: ['/b'], Labels: L('qa') }, { Id: 'c', Names: ['/c'], Labels: null }], ['a']],
     ['images', 'image.list', [{ Id: 'i1', RepoTags: ['x:1'], Labels: L('dev') }, { Id: 'i2', RepoTags: null, Labels: {} }], ['i1']],
