@@ -830,7 +830,7 @@ function rssHalves(n: number): string {
 }
 
 /** MiB: the lowest RSS after the later rounds minus the lowest after the earlier ones. */
-export function rssGrowth(xs: readonly number[]): number | undefined {
+function rssGrowth(xs: readonly number[]): number | undefined {
   if (xs.length < 2) return undefined;
   const { early, late } = rssSplit(xs.length);
   return (Math.min(...xs.slice(...late)) - Math.min(...xs.slice(...early))) / MIB;

@@ -201,7 +201,7 @@ export function createRelay(opts: RelayOptions): Relay {
             this.fault(err);
           }
         },
-        () => this.mode === In.Body || this.mode === In.Tunnel,
+        () => this.relaysClient(),
       );
       client.on('data', (c: Buffer) => {
         try {
@@ -232,6 +232,16 @@ export function createRelay(opts: RelayOptions): Relay {
           opts.onFault?.(err);
         }
       });
+    }
+
+    /** The client's bytes only go on to the daemon (a streamed body, a session): pool.ts may lend its reads. */
+    relaysClient(): boolean {
+      return this.mode === In.Body || this.mode === In.Tunnel;
+    }
+
+    /** The daemon's bytes only go on to the client (an answer's body, a session). */
+    relaysDaemon(): boolean {
+      return this.out === Out.Sized || this.out === Out.Chunked || this.out === Out.UntilClose || this.out === Out.Tunnel;
     }
 
     /**
@@ -270,7 +280,7 @@ export function createRelay(opts: RelayOptions): Relay {
 
     /** `lease`: the bytes are in a pooled buffer and may only be written (pool.ts). */
     onClientData(chunk: Buffer, lease?: Lease): void {
-      if (lease && this.mode !== In.Body && this.mode !== In.Tunnel && this.mode !== In.Discard) chunk = Buffer.from(chunk);
+      if (lease && !this.relaysClient() && this.mode !== In.Discard) chunk = Buffer.from(chunk);
       switch (this.mode) {
         case In.Head:
           if (this.pending.length === 0) this.since = Date.now();
@@ -515,12 +525,11 @@ export function createRelay(opts: RelayOptions): Relay {
           this.fault(err);
         }
       };
-      const relays = (): boolean => this.out === Out.Sized || this.out === Out.Chunked || this.out === Out.UntilClose || this.out === Out.Tunnel;
-      const up = net.connect({ path: opts.socketPath, allowHalfOpen: true, onread: pooledReadOptions(onRead, relays) });
+      const up = net.connect({ path: opts.socketPath, allowHalfOpen: true, onread: pooledReadOptions(onRead, () => this.relaysDaemon()) });
       this.upstream = up;
       this.upstreamSpent = false;
       up.on('drain', () => {
-        if (this.upstream === up && this.client.isPaused() && (this.mode === In.Body || this.mode === In.Tunnel)) this.client.resume();
+        if (this.upstream === up && this.client.isPaused() && this.relaysClient()) this.client.resume();
       });
       up.on('end', () => {
         if (this.upstream === up) this.guarded(() => this.onUpstreamEnd());
@@ -687,7 +696,7 @@ export function createRelay(opts: RelayOptions): Relay {
         this.upstream?.destroy();
         return;
       }
-      if (lease && this.out !== Out.Sized && this.out !== Out.Chunked && this.out !== Out.UntilClose && this.out !== Out.Tunnel) {
+      if (lease && !this.relaysDaemon()) {
         chunk = Buffer.from(chunk);
         lease = undefined;
       }
