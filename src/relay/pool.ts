@@ -3,10 +3,9 @@
  *
  * Node reads every socket into a fresh 64 KiB buffer. A gigabyte relayed is 16,000 of them: the
  * ones still queued for the other side when a young-generation GC runs are promoted, and V8 then
- * runs full mark-compact collections of the whole heap to free them (measured: the gateway spent
- * a quarter to a third of its CPU during uploads in major GC: 21-30% of `perf` samples in two
- * runs, where a bare relay with a small heap
- * spent none). Reading into buffers from a pool, and returning each once every write that
+ * runs full mark-compact collections of the whole heap to free them (measured: 21-30% of the
+ * gateway's `perf` samples during uploads, in two runs, were major GC, where a bare relay with a
+ * small heap spent none). Reading into buffers from a pool, and returning each once every write that
  * carries a piece of it has been handed to the kernel, takes that allocation out of the path.
  *
  * The rule that keeps it safe: a pooled buffer is only ever passed to `Socket.write` (with
