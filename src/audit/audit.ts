@@ -79,6 +79,8 @@ export interface AuditSinkOptions {
   onRecover?: () => void;
   /** Default 8 MiB. */
   highWaterBytes?: number;
+  /** How long a `request` record may wait to share a write with later ones. Default 25 ms. */
+  batchMs?: number;
   /** After a failure, how long to wait before reopening (doubling, up to 60 s, while it keeps failing). Default 5 s. */
   retryMs?: number;
   closeTimeoutMs?: number;
@@ -87,6 +89,9 @@ export interface AuditSinkOptions {
 }
 
 export const DEFAULT_AUDIT_HIGH_WATER_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_AUDIT_BATCH_MS = 25;
+// A batch this large is written at once, whatever its age: one write of a few pages.
+const BATCH_FLUSH_BYTES = 16 * 1024;
 
 export function createAuditSink(o: AuditSinkOptions): AuditSink {
   const highWater = o.highWaterBytes ?? DEFAULT_AUDIT_HIGH_WATER_BYTES;
@@ -134,12 +139,19 @@ export function createAuditSink(o: AuditSinkOptions): AuditSink {
   };
   attach(open());
 
-  // Records of one event-loop turn go out in one write: a write per record cost a syscall (or a
-  // thread-pool job for files) per request on the proxy's hot path.
+  // Records go out in batches, one write per `batchMs` at most. A file write is a thread-pool job:
+  // a futex wake, the worker's write, an eventfd write back and an extra event-loop turn. Once per
+  // request, that measured 220-250 µs of gateway CPU on a `docker ps` of 50 containers (a third of
+  // the gateway's cost; bench list phase, same-run A/B). A `stream-open` record does not wait:
+  // it must be on record before the session it announces can outlive a crash.
+  const batchMs = o.batchMs ?? DEFAULT_AUDIT_BATCH_MS;
   let batch = '';
-  let flushScheduled = false;
+  let timer: NodeJS.Timeout | undefined;
+  let immediate: NodeJS.Immediate | undefined;
   const flush = () => {
-    flushScheduled = false;
+    if (timer) clearTimeout(timer);
+    if (immediate) clearImmediate(immediate);
+    timer = immediate = undefined;
     if (batch === '') return;
     const b = batch;
     batch = '';
@@ -152,10 +164,8 @@ export function createAuditSink(o: AuditSinkOptions): AuditSink {
       if (stream.writableLength + batch.length > highWater) return drop('backlog');
       if (!failing) {
         batch += JSON.stringify(record) + '\n';
-        if (!flushScheduled) {
-          flushScheduled = true;
-          setImmediate(flush);
-        }
+        if (record.event === 'stream-open' || batch.length >= BATCH_FLUSH_BYTES) immediate ??= setImmediate(flush);
+        else timer ??= setTimeout(flush, batchMs);
         return;
       }
       // The first record after a reopen tells whether the destination works again.

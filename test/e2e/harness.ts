@@ -515,8 +515,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return docker(args, { ...o, host: gw.host, configDir });
     },
     async audit() {
-      // A request's record is written after its answer (batched, through the thread pool): the
-      // client can see the answer a moment before the record lands. Read once the file is still.
+      // A request's record is written after its answer (batched for up to 25 ms, through the
+      // thread pool): the client sees the answer before the record lands. Read once the file is still.
       let text: string;
       try {
         text = await readFile(auditFile, 'utf8');

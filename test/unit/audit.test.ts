@@ -160,6 +160,57 @@ describe('the audit sink', () => {
     expect(lines.map((l) => (JSON.parse(l) as AuditRecord).requestId)).toEqual(['a', 'b']);
   });
 
+  it('writes the records of a busy stretch together, in order, within batchMs', async () => {
+    const writes: string[] = [];
+    const dest = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        writes.push(chunk.toString());
+        done();
+      },
+    });
+    const sink = createAuditSink({ file: 'unused', stream: dest, batchMs: 40 });
+    const t0 = Date.now();
+    // One record per event-loop turn, as requests end on a busy gateway.
+    for (let i = 0; i < 30; i++) {
+      sink.write(record({ requestId: `r-${i}` }));
+      await new Promise((r) => setImmediate(r));
+    }
+    await eventually(() => writes.join('').split('\n').length > 30, 'all 30 records');
+    const waited = Date.now() - t0;
+    // Not a write per turn (a thread-pool job each, for a file): 30 turns fit in one or two batches.
+    expect(writes.length).toBeLessThanOrEqual(2);
+    expect(waited).toBeGreaterThanOrEqual(35);
+    const ids = writes.join('').trimEnd().split('\n').map((l) => (JSON.parse(l) as AuditRecord).requestId);
+    expect(ids).toEqual(Array.from({ length: 30 }, (_, i) => `r-${i}`));
+    await sink.close();
+  });
+
+  it('writes a stream-open record at once, with the records queued before it', async () => {
+    const writes: string[] = [];
+    const dest = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        writes.push(chunk.toString());
+        done();
+      },
+    });
+    // A batch window no test would sit out: only the stream-open record can cause the write.
+    const sink = createAuditSink({ file: 'unused', stream: dest, batchMs: 60_000 });
+    sink.write(record({ requestId: 'before' }));
+    sink.write(record({ requestId: 'session', event: 'stream-open', status: null }));
+    await new Promise((r) => setImmediate(r));
+    expect(writes.join('')).toContain('"before"');
+    expect(writes.join('')).toContain('"session"');
+    await sink.close();
+  });
+
+  it('close() writes a batch that is still waiting for its window', async () => {
+    const file = path.join(dir, 'waiting.log');
+    const sink = createAuditSink({ file, batchMs: 60_000 });
+    sink.write(record({ requestId: 'waiting' }));
+    await sink.close();
+    expect(readFileSync(file, 'utf8')).toContain('"waiting"');
+  });
+
   it('drops and counts records instead of buffering without bound when the destination stalls', async () => {
     // A destination that accepts one write and never finishes it.
     const stalled = new Writable({ write: () => {} });

@@ -198,7 +198,11 @@ describe('the exposition after a scripted sequence of requests', () => {
   });
 
   it('wrote one audit record per decision, plus the end of the attach session, and no token', async () => {
-    const text = readFileSync(auditFile, 'utf8');
+    // Records are written in batches (up to 25 ms after their request ended): wait for the last.
+    let text = readFileSync(auditFile, 'utf8');
+    for (const until = Date.now() + 5_000; !text.includes('"container.logs"') && Date.now() < until; text = readFileSync(auditFile, 'utf8')) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
     const records = text.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(records.map((r) => [r.event, r.action, r.decision, r.rule, r.status])).toEqual([
       ['request', 'container.list', 'allow', 'everyone-reads', 200],
