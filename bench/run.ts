@@ -43,7 +43,7 @@ import { Containers, LABEL_KEY, leaseDaemon, tarBuffer, tarPieces, type Daemon }
 import { haproxyBinary, haproxyVersion, startDockward, startHaproxy, type Proc } from './gateway.js';
 import { channels, closedLoop, download, lifecycle, openLogStreams, sequential, sleep, uploadBuffer, uploadStream, type ClientKind, type LoopResult, type TransferResult } from './load.js';
 import { benchPolicy, type PolicyResult } from './policy.js';
-import { cpuModel, machineCpu, memory, PeakMeter, settleDisk, type CpuUsed } from './proc.js';
+import { cpuModel, cpuSeconds, machineCpu, memory, PeakMeter, settleDisk, type CpuUsed } from './proc.js';
 import { formatSummary, summarise, type CpuProfile } from './profile.js';
 import { renderReport, verdict, writeDoc, type Report, type Row } from './report.js';
 import { median, minMax, percentile, sum } from './stats.js';
@@ -56,6 +56,8 @@ const MB = 1e6;
 const MIB = 1024 * 1024;
 
 const PHASES = ['ping1', 'ping32', 'list', 'export', 'upload', 'lifecycle', 'rss', 'streams', 'policy'] as const;
+/** How long the streams phase measures the proxy's CPU while its streams are open and idle (/proc is sampled at the kernel's tick). */
+const IDLE_CPU_MS = 4_000;
 type Phase = (typeof PHASES)[number];
 
 interface Settings {
@@ -240,7 +242,7 @@ interface PerRound {
 interface Peaks {
   export?: { peak: number; exact: boolean; mbps: number; bytes: number };
   upload?: { peak: number; exact: boolean; mbps: number; bytes: number };
-  streams?: { open: number; failed: number; firstError?: string; peak: number; exact: boolean; rssOpen: number; rssAfter: number };
+  streams?: { open: number; failed: number; firstError?: string; peak: number; exact: boolean; rssOpen: number; rssAfter: number; idleCpuMsPerS?: number };
 }
 
 interface Results {
@@ -454,13 +456,18 @@ async function runPeaks(a: Args, env: Env, res: Results, need: (p: Phase) => boo
       const meter = new PeakMeter(p.pid);
       const st = await openLogStreams(p.endpoint, id, a.s.streams, 30_000);
       await sleep(1_000);
+      // What the open streams cost while nothing flows: timers and wake-ups only.
+      const cpu0 = cpuSeconds(p.pid);
+      await sleep(IDLE_CPU_MS);
+      const cpu1 = cpuSeconds(p.pid);
+      const idleCpuMsPerS = cpu0 === undefined || cpu1 === undefined ? undefined : ((cpu1 - cpu0) * 1000) / (IDLE_CPU_MS / 1000);
       const rssOpen = memory(p.pid)?.rss ?? NaN;
       const pk = meter.stop();
       st.close();
       await sleep(1_500);
       const rssAfter = memory(p.pid)?.rss ?? NaN;
       if (st.failed > 0) res.errors.push(`streams ${name}: ${st.failed} of ${a.s.streams} failed, first: ${st.firstError}`);
-      peaks.streams = { open: st.open, failed: st.failed, firstError: st.firstError, ...pk, rssOpen, rssAfter };
+      peaks.streams = { open: st.open, failed: st.failed, firstError: st.firstError, ...pk, rssOpen, rssAfter, idleCpuMsPerS };
     }
     await c.remove(id);
   }
@@ -555,6 +562,7 @@ function build(a: Args, env: Env | undefined, res: Results, context: string[], e
   }
   if (proxies.some((p) => res.peaks[p]?.streams)) {
     rows.push({ label: `peak RSS with ${a.s.streams} idle \`logs -f\` streams`, unit: 'MiB', better: 'lower', values: proxyValues((n) => mib(res.peaks[n]?.streams?.peak)), target: { kind: 'absolute', better: 'lower', required: 250 }, note: exactNote('streams') });
+    rows.push({ label: `proxy CPU with ${a.s.streams} idle \`logs -f\` streams open, over ${IDLE_CPU_MS / 1000} s`, unit: 'ms per s', digits: 1, better: 'lower', values: proxyValues((n) => res.peaks[n]?.streams?.idleCpuMsPerS) });
   }
   const rssRounds = res.rssAfterRound['dockward'] ?? [];
   if (rssRounds.length >= 2) {

@@ -76,6 +76,13 @@ export interface Metrics {
   readonly auditDropped: Counter<'reason'>;
 }
 
+/**
+ * How often nodejs_eventloop_lag_* samples the loop. prom-client's default (10 ms) is a timer
+ * that wakes an idle gateway 100 times a second: 12 ms of CPU per second doing nothing, against
+ * 5 ms at 100 ms (measured here, 20 s idle). A blocked loop still shows: the next sample is late.
+ */
+const EVENT_LOOP_SAMPLE_MS = 100;
+
 export interface MetricsOptions {
   /** Node and process metrics (`process_*`, `nodejs_*`); default on. */
   defaultMetrics?: boolean;
@@ -90,7 +97,7 @@ export interface MetricsOptions {
 export function createMetrics(registry = new Registry(), opts: MetricsOptions = {}): Metrics {
   // Unprefixed on purpose: `process_cpu_seconds_total` and `nodejs_heap_size_used_bytes` are the
   // names every client library uses and every stock dashboard and alert expects.
-  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   const registers = [registry];
   const beforeScrape = opts.beforeScrape;
   // Registered below, after the reload counter that drives them: /metrics lists them together.
