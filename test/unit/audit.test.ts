@@ -149,6 +149,18 @@ describe('the audit record', () => {
   });
 });
 
+/** A destination that keeps each write it gets, as one string per write. */
+function recordingStream(): { dest: Writable; writes: string[] } {
+  const writes: string[] = [];
+  const dest = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      writes.push(chunk.toString());
+      done();
+    },
+  });
+  return { dest, writes };
+}
+
 describe('the audit sink', () => {
   it('writes one JSON line per record to a file', async () => {
     const file = path.join(dir, 'plain.log');
@@ -161,13 +173,7 @@ describe('the audit sink', () => {
   });
 
   it('writes the records of a busy stretch together, in order, within batchMs', async () => {
-    const writes: string[] = [];
-    const dest = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        writes.push(chunk.toString());
-        done();
-      },
-    });
+    const { dest, writes } = recordingStream();
     const sink = createAuditSink({ file: 'unused', stream: dest, batchMs: 40 });
     const t0 = Date.now();
     // One record per event-loop turn, as requests end on a busy gateway.
@@ -186,13 +192,7 @@ describe('the audit sink', () => {
   });
 
   it('writes a stream-open record at once, with the records queued before it', async () => {
-    const writes: string[] = [];
-    const dest = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        writes.push(chunk.toString());
-        done();
-      },
-    });
+    const { dest, writes } = recordingStream();
     // A batch window no test would sit out: only the stream-open record can cause the write.
     const sink = createAuditSink({ file: 'unused', stream: dest, batchMs: 60_000 });
     sink.write(record({ requestId: 'before' }));
