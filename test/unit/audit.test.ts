@@ -203,6 +203,20 @@ describe('the audit sink', () => {
     await sink.close();
   });
 
+  it('counts the records of a waiting batch as dropped when the destination fails before the batch is written', async () => {
+    const { dest, writes } = recordingStream();
+    dest.on('error', () => {});
+    const drops: AuditDropReason[] = [];
+    const sink = createAuditSink({ file: 'unused', stream: dest, batchMs: 20, onDrop: (r) => drops.push(r) });
+    sink.write(record({ requestId: 'a' }));
+    sink.write(record({ requestId: 'b' }));
+    dest.destroy(new Error('disk gone'));
+    await eventually(() => drops.length === 2, 'the two waiting records counted');
+    expect(drops).toEqual(['error', 'error']);
+    expect(writes).toEqual([]);
+    await sink.close();
+  });
+
   it('close() writes a batch that is still waiting for its window', async () => {
     const file = path.join(dir, 'waiting.log');
     const sink = createAuditSink({ file, batchMs: 60_000 });
