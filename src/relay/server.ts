@@ -16,7 +16,6 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
-import net from 'node:net';
 import { rejection } from '../errors.js';
 import { nextRequestId, type BodySource, type RequestContext } from '../pipeline/context.js';
 import { NOT_FORWARDED } from '../pipeline/forward.js';
@@ -27,7 +26,7 @@ import type { StageRunner } from '../server.js';
 import { MAX_DISCARDED_BODY_BYTES } from '../server.js';
 import type { Rejection } from '../types.js';
 import { ChunkedReader, frameChunk, LAST_CHUNK, parseRequestHead, parseResponseHead, type RequestHead } from './http1.js';
-import { adoptPooledReads, pooledReadOptions, type Lease } from './pool.js';
+import { adoptPooledReads, connectPooled, type Lease } from './pool.js';
 
 export interface RelayOptions {
   socketPath: string;
@@ -525,7 +524,7 @@ export function createRelay(opts: RelayOptions): Relay {
           this.fault(err);
         }
       };
-      const up = net.connect({ path: opts.socketPath, allowHalfOpen: true, onread: pooledReadOptions(onRead, () => this.relaysDaemon()) });
+      const up = connectPooled({ path: opts.socketPath }, onRead, () => this.relaysDaemon());
       this.upstream = up;
       this.upstreamSpent = false;
       up.on('drain', () => {

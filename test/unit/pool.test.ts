@@ -2,51 +2,83 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
-import { adoptPooledReads, Lease, pooledReadOptions, takeBuffer, type PooledRead } from '../../src/relay/pool.js';
+import { adoptPooledReads, connectPooled, Lease, lentBuffers, pooledReadOptions, takeBuffer, type PooledRead } from '../../src/relay/pool.js';
+
+/** A pooled buffer; the tests run well under the lending bound. */
+function take(): Buffer {
+  const b = takeBuffer();
+  if (!b) throw new Error('the pool lent every buffer');
+  return b;
+}
 
 describe('Lease', () => {
   it('returns its buffer to the pool only once every write holding it is done', () => {
-    const b = takeBuffer();
+    const lent = lentBuffers();
+    const b = take();
     const lease = new Lease(b);
     const first = lease.hold();
     const second = lease.hold();
     lease.release();
     first();
-    expect(takeBuffer()).not.toBe(b);
+    expect(lentBuffers()).toBe(lent + 1);
     second();
-    expect(takeBuffer()).toBe(b);
+    expect(lentBuffers()).toBe(lent);
+    expect(take()).toBe(b);
+    new Lease(b).release();
   });
 
   it('never returns a buffer whose write failed: Node may still hold it', () => {
-    const b = takeBuffer();
+    const lent = lentBuffers();
+    const b = take();
     const lease = new Lease(b);
     const write = lease.hold();
     lease.release();
     write(new Error('EPIPE'));
-    expect(takeBuffer()).not.toBe(b);
+    // No longer lent (the GC has it), and never handed out again.
+    expect(lentBuffers()).toBe(lent);
+    const next = take();
+    expect(next === b).toBe(false);
+    new Lease(next).release();
+  });
+});
+
+describe('the lending bound', () => {
+  it('lends a bounded number of buffers at once; past it the caller reads into the shared buffer', () => {
+    const taken: Buffer[] = [];
+    for (let b = takeBuffer(); b && taken.length < 1000; b = takeBuffer()) taken.push(b);
+    // 48 MiB of 1 MiB buffers: what idle sockets can pin after a burst stays bounded.
+    expect(taken.length).toBeGreaterThan(0);
+    expect(taken.length * taken[0]!.length).toBeLessThanOrEqual(64 * 1024 * 1024);
+    expect(takeBuffer()).toBeUndefined();
+    new Lease(taken.pop()!).release();
+    const again = takeBuffer();
+    expect(again).toBeDefined();
+    taken.push(again!);
+    for (const b of taken) new Lease(b).release();
+    expect(lentBuffers()).toBe(0);
   });
 });
 
 /** Sends `data` from one side of a loopback connection and collects what `onRead` gets on the other. */
-async function transfer(data: Buffer, side: 'accepted' | 'connected'): Promise<{ got: Buffer; pooledReads: number; reads: number }> {
+async function transfer(data: Buffer, side: 'accepted' | 'connected'): Promise<{ got: Buffer; pooledReads: number; reads: number; largest: number }> {
   const got: Buffer[] = [];
   let pooledReads = 0;
   let reads = 0;
+  let largest = 0;
   const onRead: PooledRead = (bytes, lease) => {
     reads++;
+    largest = Math.max(largest, bytes.length);
     if (lease) pooledReads++;
     // What a pooled read may not do is keep the bytes: a copy is kept, as the relay does.
     got.push(Buffer.from(bytes));
   };
-  let done!: () => void;
-  const finished = new Promise<void>((r) => (done = r));
+  let closed!: () => void;
+  const finished = new Promise<void>((r) => (closed = r));
   const server = net.createServer((s) => {
     if (side === 'accepted') {
       expect(adoptPooledReads(s, onRead, () => true)).toBe(true);
-      s.on('end', () => {
-        done();
-        s.end();
-      });
+      s.on('end', () => s.end());
+      s.on('close', () => closed());
     } else {
       s.end(data);
     }
@@ -57,15 +89,13 @@ async function transfer(data: Buffer, side: 'accepted' | 'connected'): Promise<{
     const c = net.connect({ port, host: '127.0.0.1' }, () => c.end(data));
     c.resume();
   } else {
-    const c = net.connect({ port, host: '127.0.0.1', onread: pooledReadOptions(onRead, () => true) });
-    c.on('end', () => {
-      done();
-      c.end();
-    });
+    const c = connectPooled({ port, host: '127.0.0.1' }, onRead, () => true);
+    c.on('end', () => c.end());
+    c.on('close', () => closed());
   }
   await finished;
   server.close();
-  return { got: Buffer.concat(got), pooledReads, reads };
+  return { got: Buffer.concat(got), pooledReads, reads, largest };
 }
 
 describe('pooled reads', () => {
@@ -73,9 +103,14 @@ describe('pooled reads', () => {
   // its GC cost, issue 7): this test is where that shows.
   it.each(['accepted', 'connected'] as const)('deliver every byte of a busy %s socket, the busy reads into pooled buffers', async (side) => {
     const data = randomBytes(8 * 1024 * 1024);
+    const lent = lentBuffers();
     const r = await transfer(data, side);
     expect(r.got.equals(data)).toBe(true);
     expect(r.pooledReads).toBeGreaterThan(0);
+    // Busy reads take more than Node's 64 KiB at once (fewer reads, fewer window updates).
+    expect(r.largest).toBeGreaterThan(64 * 1024);
+    // The closed socket gave back the buffer it was waiting to read into.
+    expect(lentBuffers()).toBe(lent);
   });
 
   it('copies reads out of the shared buffer while the socket is not relaying', async () => {
@@ -112,10 +147,15 @@ describe('a reader that throws', () => {
     const opts = pooledReadOptions(() => {
       throw new Error('a bug in the reader');
     }, () => true);
-    const buf = takeBuffer();
+    const lent = lentBuffers();
+    const buf = take();
     const callback = opts.callback as (n: number, b: Uint8Array) => boolean;
     expect(() => callback(buf.length, buf)).toThrow('a bug in the reader');
-    expect(takeBuffer()).not.toBe(buf);
+    // No longer counted as lent (the GC has it), and never handed out again.
+    expect(lentBuffers()).toBe(lent);
+    const next = take();
+    expect(next === buf).toBe(false);
+    new Lease(next).release();
   });
 });
 
