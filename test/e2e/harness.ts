@@ -515,15 +515,16 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return docker(args, { ...o, host: gw.host, configDir });
     },
     async audit() {
-      // A request's record is written after its answer (batched for up to 25 ms, through the
-      // thread pool): the client sees the answer before the record lands. Read once the file is still.
+      // A request's record is written after its answer (batched for up to 100 ms, through the
+      // thread pool): the client sees the answer before the record lands. Read once the file has
+      // been still for longer than a batch waits.
       let text: string;
       try {
         text = await readFile(auditFile, 'utf8');
-        for (let i = 0; i < 40; i++) {
+        for (let i = 0, still = 0; i < 60 && still < 3; i++) {
           await new Promise((r) => setTimeout(r, 50));
           const again = await readFile(auditFile, 'utf8');
-          if (again === text) break;
+          still = again === text ? still + 1 : 0;
           text = again;
         }
       } catch (e) {

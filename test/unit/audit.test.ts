@@ -203,6 +203,21 @@ describe('the audit sink', () => {
     await sink.close();
   });
 
+  it('writes a batch that reaches 64 KiB at once, whatever is left of its window', async () => {
+    const { dest, writes } = recordingStream();
+    const sink = createAuditSink({ file: 'unused', stream: dest, batchMs: 60_000 });
+    // Records of ~1 KiB (a long path): 70 of them pass 64 KiB.
+    const long = '/containers/' + 'x'.repeat(900) + '/json';
+    for (let i = 0; i < 40; i++) sink.write(record({ requestId: `a-${i}`, path: long }));
+    await new Promise((r) => setImmediate(r));
+    expect(writes).toEqual([]);
+    for (let i = 0; i < 40; i++) sink.write(record({ requestId: `b-${i}`, path: long }));
+    await new Promise((r) => setImmediate(r));
+    expect(writes.length).toBe(1);
+    expect(writes[0]!.split('\n').length).toBe(81);
+    await sink.close();
+  });
+
   it('counts the records of a waiting batch as dropped when the destination fails before the batch is written', async () => {
     const { dest, writes } = recordingStream();
     dest.on('error', () => {});

@@ -198,7 +198,7 @@ describe('the exposition after a scripted sequence of requests', () => {
   });
 
   it('wrote one audit record per decision, plus the end of the attach session, and no token', async () => {
-    // Records are written in batches (up to 25 ms after their request ended): wait for the last.
+    // Records are written in batches (up to 100 ms after their request ended): wait for the last.
     let text = readFileSync(auditFile, 'utf8');
     for (const until = Date.now() + 5_000; !text.includes('"container.logs"') && Date.now() < until; text = readFileSync(auditFile, 'utf8')) {
       await new Promise((r) => setTimeout(r, 10));
