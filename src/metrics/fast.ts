@@ -1,0 +1,198 @@
+/**
+ * Counters, a gauge and histograms for the series every request touches, served by prom-client's
+ * registry like its own metrics.
+ *
+ * prom-client finds a series by sorting and joining its label names and values on every call,
+ * and validates the labels each time. For the eight series a request touches that measured ~14
+ * µs of the gateway's ~120 µs of CPU per `/_ping` (one gateway process, its metrics switched off
+ * and on between rounds: docs/performance.md). These find a series by its label values joined in
+ * the declared order, check the labels once when the series is created, and hand the registry
+ * the values prom-client's own metrics would, so /metrics reads the same
+ * (test/unit/metrics-exposition.test.ts holds the text).
+ */
+import type { Registry } from 'prom-client';
+
+export type LabelValues<L extends string> = Partial<Record<L, string | number>>;
+
+/** One line of /metrics, as prom-client's registry reads it from a metric's get(). */
+export interface SeriesValue {
+  labels: Record<string, string | number>;
+  /** A histogram's labels: printed after `le`. */
+  sharedLabels?: Record<string, string | number>;
+  value: number;
+  /** A histogram's `_bucket`, `_sum` or `_count` line. */
+  metricName?: string;
+  exemplar?: null;
+}
+
+export interface MetricData {
+  name: string;
+  help: string;
+  type: 'counter' | 'gauge' | 'histogram';
+  aggregator: 'sum';
+  values: SeriesValue[];
+}
+
+interface FastConfig<L extends string> {
+  name: string;
+  help: string;
+  labelNames: readonly L[];
+  registers: Registry[];
+  /** Called before each scrape (as prom-client's `collect`). */
+  collect?: () => void;
+}
+
+const SEP = '\u0000';
+
+abstract class Labelled<L extends string, S extends { labels: LabelValues<L> }> {
+  readonly name: string;
+  readonly help: string;
+  readonly labelNames: readonly L[];
+  readonly aggregator = 'sum' as const;
+  protected readonly series = new Map<string, S>();
+  private readonly collectHook?: () => void;
+
+  constructor(c: FastConfig<L>) {
+    this.name = c.name;
+    this.help = c.help;
+    this.labelNames = c.labelNames;
+    this.collectHook = c.collect;
+    for (const r of c.registers) r.registerMetric(this as never);
+  }
+
+  /** The series of these label values, created (and its labels checked) on first use. */
+  protected find(labels: LabelValues<L>): S {
+    const names = this.labelNames;
+    let key = String(labels[names[0]!]);
+    for (let i = 1; i < names.length; i++) key += SEP + String(labels[names[i]!]);
+    return this.series.get(key) ?? this.add(key, labels);
+  }
+
+  private add(key: string, labels: LabelValues<L>): S {
+    for (const n of Object.keys(labels)) {
+      if (!this.labelNames.includes(n as L)) throw new Error(`Added label "${n}" is not included in initial labelset: ${JSON.stringify(this.labelNames)}`);
+    }
+    // A copy: the caller's object may be reused or changed later.
+    const s = this.create({ ...labels });
+    this.series.set(key, s);
+    return s;
+  }
+
+  protected abstract create(labels: LabelValues<L>): S;
+
+  protected async collected(): Promise<void> {
+    this.collectHook?.();
+  }
+
+  reset(): void {
+    this.series.clear();
+  }
+}
+
+interface Cell<L extends string> {
+  labels: LabelValues<L>;
+  value: number;
+}
+
+function checkedIncrement(value: number | undefined): number {
+  if (value === undefined) return 1;
+  if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
+  return value;
+}
+
+export class FastCounter<L extends string> extends Labelled<L, Cell<L>> {
+  readonly type = 'counter' as const;
+
+  protected create(labels: LabelValues<L>): Cell<L> {
+    return { labels, value: 0 };
+  }
+
+  inc(labels: LabelValues<L>, value?: number): void {
+    const v = checkedIncrement(value);
+    if (v < 0) throw new Error('It is not possible to decrease a counter');
+    this.find(labels).value += v;
+  }
+
+  async get(): Promise<MetricData> {
+    await this.collected();
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.series.values()] as SeriesValue[] };
+  }
+}
+
+export class FastGauge<L extends string> extends Labelled<L, Cell<L>> {
+  readonly type = 'gauge' as const;
+
+  protected create(labels: LabelValues<L>): Cell<L> {
+    return { labels, value: 0 };
+  }
+
+  inc(labels: LabelValues<L>, value?: number): void {
+    this.find(labels).value += checkedIncrement(value);
+  }
+
+  dec(labels: LabelValues<L>, value?: number): void {
+    this.find(labels).value -= checkedIncrement(value);
+  }
+
+  set(labels: LabelValues<L>, value: number): void {
+    if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
+    this.find(labels).value = value;
+  }
+
+  async get(): Promise<MetricData> {
+    await this.collected();
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.series.values()] as SeriesValue[] };
+  }
+}
+
+interface Distribution<L extends string> {
+  labels: LabelValues<L>;
+  /** Observations per bucket (not cumulative); the last counts those above every bound. */
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+export class FastHistogram<L extends string> extends Labelled<L, Distribution<L>> {
+  readonly type = 'histogram' as const;
+  private readonly bounds: readonly number[];
+
+  constructor(c: FastConfig<L> & { buckets: readonly number[] }) {
+    super(c);
+    this.bounds = [...c.buckets].sort((a, b) => a - b);
+  }
+
+  protected create(labels: LabelValues<L>): Distribution<L> {
+    return { labels, counts: new Array<number>(this.bounds.length + 1).fill(0), sum: 0, count: 0 };
+  }
+
+  observe(labels: LabelValues<L>, value: number): void {
+    if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
+    const d = this.find(labels);
+    const bounds = this.bounds;
+    let i = 0;
+    while (i < bounds.length && value > bounds[i]!) i++;
+    d.counts[i]!++;
+    d.sum += value;
+    d.count++;
+  }
+
+  /** As prom-client's histogram: per series its buckets (cumulative), `+Inf`, `_sum`, `_count`. */
+  async get(): Promise<MetricData> {
+    await this.collected();
+    const bucket = `${this.name}_bucket`;
+    const values: SeriesValue[] = [];
+    for (const d of this.series.values()) {
+      const shared = d.labels as Record<string, string | number>;
+      let acc = 0;
+      for (let i = 0; i < this.bounds.length; i++) {
+        acc += d.counts[i]!;
+        values.push({ labels: { le: this.bounds[i]! }, sharedLabels: shared, value: acc, metricName: bucket, exemplar: null });
+      }
+      values.push({ labels: { le: '+Inf' }, sharedLabels: shared, value: d.count, metricName: bucket, exemplar: null });
+      values.push({ labels: {}, sharedLabels: shared, value: d.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: {}, sharedLabels: shared, value: d.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+}
