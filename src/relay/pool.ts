@@ -17,12 +17,15 @@
  * throws does not return its buffer either: Node has not switched the socket to its next buffer
  * yet, and would read into one handed to another socket.
  *
- * A busy stream reads 1 MiB at a time, not Node's 64 KiB. Each read of a client's TCP socket that
- * frees room in its window sends a window update, and on loopback the client's handling of it
- * runs in the reader's context too; 16 times fewer reads cut the gateway's CPU per GB uploaded
- * by about 40% (measured in docs/performance.md). A socket holds its next read's buffer while it
- * waits, so the buffers lent at once are bounded: past the bound, reads go to the shared buffer
- * and are copied, slower but never more memory.
+ * A busy client stream reads 1 MiB at a time, not Node's 64 KiB. Each read of a client's TCP
+ * socket that frees room in its window sends a window update, and on loopback the client's
+ * handling of it runs in the reader's context too; 16 times fewer reads cut the gateway's CPU per
+ * GB uploaded by about 40% (measured in docs/performance.md). The daemon's unix socket holds at
+ * most its ~208 KiB send buffer, so its reads stay at 64 KiB: a 1 MiB buffer would be mostly
+ * empty, and an export's queue of answers pinned several of them (RSS rose 20 MiB over ten rounds).
+ * A socket holds its next read's buffer while it waits, so each pool bounds the buffers it lends
+ * at once: past the bound, reads go to the shared buffer and are copied, slower but never more
+ * memory.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -31,48 +34,59 @@ import tls from 'node:tls';
 const SHARED_READ_BYTES = 64 * 1024;
 /** A read at least this full marks its socket busy: the next read gets a pooled buffer. */
 const BUSY_READ_BYTES = SHARED_READ_BYTES / 2;
-/** Bytes per read of a busy stream. */
-const STREAM_READ_BYTES = 1024 * 1024;
+
+/** Read buffers of one size, reused; `lentMax` lent at once at most, `keepMax` kept when free. */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+  private lentNow = 0;
+
+  constructor(
+    readonly bytes: number,
+    private readonly lentMax: number,
+    private readonly keepMax: number,
+  ) {}
+
+  /** A buffer, or undefined when `lentMax` are lent already (the caller reads into SHARED). */
+  take(): Buffer | undefined {
+    if (this.lentNow >= this.lentMax) return undefined;
+    this.lentNow++;
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.bytes);
+  }
+
+  /** Nothing holds `b` any more: it may be reused. */
+  giveBack(b: Buffer): void {
+    this.lentNow--;
+    if (this.free.length < this.keepMax) this.free.push(b);
+  }
+
+  /** A buffer Node may still hold (a failed write) is left to the GC and no longer counts. */
+  forget(): void {
+    this.lentNow--;
+  }
+
+  /** Buffers lent now (tests: every path that takes one must end in giveBack or forget). */
+  get lent(): number {
+    return this.lentNow;
+  }
+}
+
 /**
- * Pooled buffers lent at once (waiting on a socket for its next read, or held by writes): with
- * the relay's 1 MiB backpressure bound a busy transfer holds two or three, so 48 MiB serves
- * sixteen or more at full speed and bounds what idle sockets can pin after a burst.
+ * The clients' sockets (uploads, attach input): 1 MiB reads. A busy upload holds two or three
+ * (the relay pauses its client past 1 MiB queued for the daemon), so 48 serve sixteen uploads at
+ * full speed; four are kept.
  */
-const LENT_MAX = 48;
-/** Buffers kept for reuse when nothing holds them (8 MiB). */
-const POOL_MAX = 8;
-
-const free: Buffer[] = [];
-let lent = 0;
-
-/** A pooled buffer, or undefined when LENT_MAX are lent already (the caller reads into SHARED). */
-export function takeBuffer(): Buffer | undefined {
-  if (lent >= LENT_MAX) return undefined;
-  lent++;
-  return free.pop() ?? Buffer.allocUnsafeSlow(STREAM_READ_BYTES);
-}
-
-/** Nothing holds `b` any more: it may be reused. */
-function giveBack(b: Buffer): void {
-  lent--;
-  if (free.length < POOL_MAX) free.push(b);
-}
-
-/** `b` may still be held by Node (a failed write): it is left to the GC and no longer counts. */
-function forget(): void {
-  lent--;
-}
-
-/** Pooled buffers lent now (for tests: every path that takes one must end in giveBack or forget). */
-export function lentBuffers(): number {
-  return lent;
-}
+export const CLIENT_READS = new BufferPool(1024 * 1024, 48, 4);
+/** The daemon's sockets (exports, logs, attach output): 64 KiB reads, 16 MiB lent at most. */
+export const DAEMON_READS = new BufferPool(64 * 1024, 256, 64);
 
 /** One read's buffer, shared by the writes that carry pieces of it. */
 export class Lease {
   private refs = 1;
   private failed = false;
-  constructor(private readonly buf: Buffer) {}
+  constructor(
+    private readonly buf: Buffer,
+    private readonly pool: BufferPool,
+  ) {}
 
   /** A write callback: the piece it carried is with the kernel (or the write failed). */
   readonly written = (err?: Error | null): void => {
@@ -89,8 +103,8 @@ export class Lease {
   /** The reader is done with the buffer; it returns to the pool once no write holds it. */
   release(): void {
     if (--this.refs > 0) return;
-    if (this.failed) forget();
-    else giveBack(this.buf);
+    if (this.failed) this.pool.forget();
+    else this.pool.giveBack(this.buf);
   }
 
   /** The reader failed: the buffer is never reused (left to the GC). */
@@ -129,13 +143,13 @@ interface ReadOptions extends net.OnReadOpts {
  * `onread` options for a socket the gateway connects (public Node API), used by connectPooled;
  * adoptPooledReads sets the same on an accepted socket. `relays()`: the socket is in a mode that only writes what it reads to the other side.
  */
-export function pooledReadOptions(onRead: PooledRead, relays: () => boolean): ReadOptions {
+export function pooledReadOptions(onRead: PooledRead, relays: () => boolean, pool: BufferPool): ReadOptions {
   let busy = false;
   /** The pooled buffer the socket waits to read into (Node asks for it right after each read). */
   let waiting: Buffer | undefined;
   return {
     buffer: () => {
-      waiting = busy && relays() ? takeBuffer() : undefined;
+      waiting = busy && relays() ? pool.take() : undefined;
       return waiting ?? SHARED;
     },
     callback: (n, u8) => {
@@ -147,7 +161,7 @@ export function pooledReadOptions(onRead: PooledRead, relays: () => boolean): Re
       }
       // From here the lease accounts for the buffer, also when the reader throws.
       waiting = undefined;
-      const lease = new Lease(buf);
+      const lease = new Lease(buf, pool);
       try {
         onRead(buf.subarray(0, n), lease);
       } catch (err) {
@@ -159,15 +173,15 @@ export function pooledReadOptions(onRead: PooledRead, relays: () => boolean): Re
     },
     closed: () => {
       // A closed socket reads no more: libuv is done with the buffer it was waiting on.
-      if (waiting) giveBack(waiting);
+      if (waiting) pool.giveBack(waiting);
       waiting = undefined;
     },
   };
 }
 
-/** net.connect (half-open allowed) with pooled reads. */
-export function connectPooled(to: { path: string } | { host: string; port: number }, onRead: PooledRead, relays: () => boolean): net.Socket {
-  const o = pooledReadOptions(onRead, relays);
+/** net.connect (half-open allowed) with pooled reads, by default the daemon's. */
+export function connectPooled(to: { path: string } | { host: string; port: number }, onRead: PooledRead, relays: () => boolean, pool = DAEMON_READS): net.Socket {
+  const o = pooledReadOptions(onRead, relays, pool);
   const socket = net.connect({ ...to, allowHalfOpen: true, onread: o });
   socket.once('close', o.closed);
   return socket;
@@ -193,14 +207,14 @@ const READ_FIELDS = ((): { kBuffer: symbol; kBufferCb: symbol; kBufferGen: symbo
  * events), when those internals are not found, and for a TLS socket: its handle would take a
  * user buffer too, but it decrypts into buffers of its own.
  */
-export function adoptPooledReads(socket: net.Socket, onRead: PooledRead, relays: () => boolean): boolean {
+export function adoptPooledReads(socket: net.Socket, onRead: PooledRead, relays: () => boolean, pool = CLIENT_READS): boolean {
   if (socket instanceof tls.TLSSocket || !READ_FIELDS) return false;
   const handle = (socket as unknown as { _handle?: { useUserBuffer?: (b: Buffer) => void } })._handle;
   if (!handle || typeof handle.useUserBuffer !== 'function') return false;
   const { kBuffer, kBufferCb, kBufferGen } = READ_FIELDS;
   const s = socket as unknown as Record<symbol, unknown>;
   if (s[kBuffer] !== null || s[kBufferCb] !== null || s[kBufferGen] !== null) return false;
-  const o = pooledReadOptions(onRead, relays);
+  const o = pooledReadOptions(onRead, relays, pool);
   const first = o.buffer();
   s[kBuffer] = first;
   s[kBufferCb] = o.callback;

@@ -2,60 +2,65 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';
-import { adoptPooledReads, connectPooled, Lease, lentBuffers, pooledReadOptions, takeBuffer, type PooledRead } from '../../src/relay/pool.js';
+import { adoptPooledReads, BufferPool, CLIENT_READS, connectPooled, DAEMON_READS, Lease, pooledReadOptions, type PooledRead } from '../../src/relay/pool.js';
+
+const pool = new BufferPool(64 * 1024, 8, 4);
 
 /** A pooled buffer; the tests run well under the lending bound. */
 function take(): Buffer {
-  const b = takeBuffer();
+  const b = pool.take();
   if (!b) throw new Error('the pool lent every buffer');
   return b;
 }
 
 describe('Lease', () => {
   it('returns its buffer to the pool only once every write holding it is done', () => {
-    const lent = lentBuffers();
+    const lent = pool.lent;
     const b = take();
-    const lease = new Lease(b);
+    const lease = new Lease(b, pool);
     const first = lease.hold();
     const second = lease.hold();
     lease.release();
     first();
-    expect(lentBuffers()).toBe(lent + 1);
+    expect(pool.lent).toBe(lent + 1);
     second();
-    expect(lentBuffers()).toBe(lent);
+    expect(pool.lent).toBe(lent);
     expect(take()).toBe(b);
-    new Lease(b).release();
+    new Lease(b, pool).release();
   });
 
   it('never returns a buffer whose write failed: Node may still hold it', () => {
-    const lent = lentBuffers();
+    const lent = pool.lent;
     const b = take();
-    const lease = new Lease(b);
+    const lease = new Lease(b, pool);
     const write = lease.hold();
     lease.release();
     write(new Error('EPIPE'));
     // No longer lent (the GC has it), and never handed out again.
-    expect(lentBuffers()).toBe(lent);
+    expect(pool.lent).toBe(lent);
     const next = take();
     expect(next === b).toBe(false);
-    new Lease(next).release();
+    new Lease(next, pool).release();
   });
 });
 
 describe('the lending bound', () => {
-  it('lends a bounded number of buffers at once; past it the caller reads into the shared buffer', () => {
+  it.each([
+    ['client', CLIENT_READS],
+    ['daemon', DAEMON_READS],
+  ] as const)('the %s pool lends a bounded number of buffers at once; past it the caller reads into the shared buffer', (_name, p) => {
     const taken: Buffer[] = [];
-    for (let b = takeBuffer(); b && taken.length < 1000; b = takeBuffer()) taken.push(b);
-    // 48 MiB of 1 MiB buffers: what idle sockets can pin after a burst stays bounded.
+    for (let b = p.take(); b && taken.length < 1000; b = p.take()) taken.push(b);
+    // What idle sockets can pin after a burst stays bounded: 48 MiB for the clients', 16 MiB for the daemon's.
     expect(taken.length).toBeGreaterThan(0);
-    expect(taken.length * taken[0]!.length).toBeLessThanOrEqual(64 * 1024 * 1024);
-    expect(takeBuffer()).toBeUndefined();
-    new Lease(taken.pop()!).release();
-    const again = takeBuffer();
+    expect(taken.length * p.bytes).toBeLessThanOrEqual(48 * 1024 * 1024);
+    expect(p.take()).toBeUndefined();
+    new Lease(taken.pop()!, p).release();
+    const again = p.take();
     expect(again).toBeDefined();
     taken.push(again!);
-    for (const b of taken) new Lease(b).release();
-    expect(lentBuffers()).toBe(0);
+    for (const b of taken) new Lease(b, p).release();
+    expect(p.lent).toBe(0);
   });
 });
 
@@ -103,14 +108,20 @@ describe('pooled reads', () => {
   // its GC cost, issue 7): this test is where that shows.
   it.each(['accepted', 'connected'] as const)('deliver every byte of a busy %s socket, the busy reads into pooled buffers', async (side) => {
     const data = randomBytes(8 * 1024 * 1024);
-    const lent = lentBuffers();
+    const p = side === 'accepted' ? CLIENT_READS : DAEMON_READS;
+    const lent = p.lent;
     const r = await transfer(data, side);
     expect(r.got.equals(data)).toBe(true);
     expect(r.pooledReads).toBeGreaterThan(0);
-    // Busy reads take more than Node's 64 KiB at once (fewer reads, fewer window updates).
-    expect(r.largest).toBeGreaterThan(64 * 1024);
+    if (side === 'accepted') {
+      // A client's busy reads take more than Node's 64 KiB at once (fewer reads, fewer window updates).
+      expect(r.largest).toBeGreaterThan(64 * 1024);
+    } else {
+      // The daemon's stay at 64 KiB: its socket never holds much more.
+      expect(r.largest).toBeLessThanOrEqual(64 * 1024);
+    }
     // The closed socket gave back the buffer it was waiting to read into.
-    expect(lentBuffers()).toBe(lent);
+    expect(p.lent).toBe(lent);
   });
 
   it('copies reads out of the shared buffer while the socket is not relaying', async () => {
@@ -144,18 +155,22 @@ describe('pooled reads', () => {
 
 describe('a reader that throws', () => {
   it('does not return its buffer to the pool: the socket still reads into it', () => {
-    const opts = pooledReadOptions(() => {
-      throw new Error('a bug in the reader');
-    }, () => true);
-    const lent = lentBuffers();
+    const opts = pooledReadOptions(
+      () => {
+        throw new Error('a bug in the reader');
+      },
+      () => true,
+      pool,
+    );
+    const lent = pool.lent;
     const buf = take();
     const callback = opts.callback as (n: number, b: Uint8Array) => boolean;
     expect(() => callback(buf.length, buf)).toThrow('a bug in the reader');
     // No longer counted as lent (the GC has it), and never handed out again.
-    expect(lentBuffers()).toBe(lent);
+    expect(pool.lent).toBe(lent);
     const next = take();
     expect(next === buf).toBe(false);
-    new Lease(next).release();
+    new Lease(next, pool).release();
   });
 });
 
