@@ -100,17 +100,12 @@ function checkedIncrement(value: number | undefined): number {
   return value;
 }
 
-export class FastCounter<L extends string> extends Labelled<L, Cell<L>> {
-  readonly type = 'counter' as const;
+/** A metric with one number per series (counter, gauge). */
+abstract class Valued<L extends string> extends Labelled<L, Cell<L>> {
+  abstract readonly type: 'counter' | 'gauge';
 
   protected create(labels: LabelValues<L>): Cell<L> {
     return { labels, value: 0 };
-  }
-
-  inc(labels: LabelValues<L>, value?: number): void {
-    const v = checkedIncrement(value);
-    if (v < 0) throw new Error('It is not possible to decrease a counter');
-    this.find(labels).value += v;
   }
 
   async get(): Promise<MetricData> {
@@ -119,12 +114,18 @@ export class FastCounter<L extends string> extends Labelled<L, Cell<L>> {
   }
 }
 
-export class FastGauge<L extends string> extends Labelled<L, Cell<L>> {
-  readonly type = 'gauge' as const;
+export class FastCounter<L extends string> extends Valued<L> {
+  readonly type = 'counter' as const;
 
-  protected create(labels: LabelValues<L>): Cell<L> {
-    return { labels, value: 0 };
+  inc(labels: LabelValues<L>, value?: number): void {
+    const v = checkedIncrement(value);
+    if (v < 0) throw new Error('It is not possible to decrease a counter');
+    this.find(labels).value += v;
   }
+}
+
+export class FastGauge<L extends string> extends Valued<L> {
+  readonly type = 'gauge' as const;
 
   inc(labels: LabelValues<L>, value?: number): void {
     this.find(labels).value += checkedIncrement(value);
@@ -137,11 +138,6 @@ export class FastGauge<L extends string> extends Labelled<L, Cell<L>> {
   set(labels: LabelValues<L>, value: number): void {
     if (!Number.isFinite(value)) throw new TypeError(`Value is not a valid number: ${value}`);
     this.find(labels).value = value;
-  }
-
-  async get(): Promise<MetricData> {
-    await this.collected();
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.series.values()] as SeriesValue[] };
   }
 }
 
