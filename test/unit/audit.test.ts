@@ -206,7 +206,7 @@ describe('the audit sink', () => {
   it('writes a batch that reaches 64 KiB at once, whatever is left of its window', async () => {
     const { dest, writes } = recordingStream();
     const sink = createAuditSink({ file: 'unused', stream: dest, batchMs: 60_000 });
-    // Records of ~1 KiB (a long path): 70 of them pass 64 KiB.
+    // Records of ~1.25 KB (a long path): about 52 of them pass 64 KiB.
     const long = '/containers/' + 'x'.repeat(900) + '/json';
     for (let i = 0; i < 40; i++) sink.write(record({ requestId: `a-${i}`, path: long }));
     await new Promise((r) => setImmediate(r));

@@ -68,18 +68,59 @@ describe('fast metrics', () => {
     const expected = await a.metrics();
     expect(await b.metrics()).toBe(expected);
     expect(collected).toBe(1);
+    // What code reading the metrics directly gets (get(), as the Metrics interface offers it).
+    for (const [p, f] of [[pc, fc], [ph, fh], [po, fo], [pg, fg]] as const) {
+      const want = (await p.get()).values.map((v) => ({ ...v, labels: { ...v.labels } }));
+      expect((await f.get()).values).toEqual(want);
+    }
     // Buckets, sums and escaped label values are all in the text compared.
     expect(expected).toContain('t_duration_seconds_bucket{le="0.00025",action="container.list"}');
     expect(expected).toContain('le="+Inf"');
     expect(expected).toContain('t_overhead_seconds_sum{action="we\\"ird\\\\na\\nme"}');
   });
 
-  it('refuse a label the metric does not declare, and values that are not numbers', () => {
-    const c = new FastCounter({ name: 'x_total', help: 'x', labelNames: ['kind'], registers: [] });
-    expect(() => c.inc({ kind: 'a', user: 'bob' } as never)).toThrow(/not included/);
-    expect(() => c.inc({ kind: 'a' }, -1)).toThrow(/decrease/);
-    expect(() => c.inc({ kind: 'a' }, Number.NaN)).toThrow(/not a valid number/);
+  it('refuse what prom-client refuses, and accept what it accepts', () => {
+    const calls: [string, (c: Counter<'kind'> | FastCounter<'kind'>) => void][] = [
+      ['an undeclared label', (c) => c.inc({ kind: 'a', user: 'bob' } as never)],
+      ['a negative increment', (c) => c.inc({ kind: 'a' }, -1)],
+      ['an infinite increment', (c) => c.inc({ kind: 'a' }, Number.POSITIVE_INFINITY)],
+      ['NaN', (c) => c.inc({ kind: 'b' }, Number.NaN)],
+      ['zero', (c) => c.inc({ kind: 'c' }, 0)],
+    ];
+    for (const [what, call] of calls) {
+      const threw = (c: Counter<'kind'> | FastCounter<'kind'>) => {
+        try {
+          call(c);
+          return false;
+        } catch {
+          return true;
+        }
+      };
+      const p = new Counter({ name: 'x_total', help: 'x', labelNames: ['kind'], registers: [] });
+      const f = new FastCounter({ name: 'x_total', help: 'x', labelNames: ['kind'], registers: [] });
+      expect(threw(f), what).toBe(threw(p));
+    }
+    const gauges = [new Gauge({ name: 'g', help: 'g', labelNames: ['kind'], registers: [] }), new FastGauge({ name: 'g', help: 'g', labelNames: ['kind'], registers: [] })];
+    for (const g of gauges) {
+      g.set({ kind: 'a' }, Number.POSITIVE_INFINITY);
+      expect(() => g.set({ kind: 'a' }, 'x' as never)).toThrow(/not a valid number/);
+    }
     const h = new FastHistogram({ name: 'x_seconds', help: 'x', labelNames: ['action'], buckets: [1], registers: [] });
     expect(() => h.observe({ action: 'a' }, Number.POSITIVE_INFINITY)).toThrow(/not a valid number/);
+  });
+
+  it('awaits a collect hook that returns a promise before reading the values', async () => {
+    const r = new Registry();
+    const c: FastCounter<'kind'> = new FastCounter({
+      name: 'late_total',
+      help: 'x',
+      labelNames: ['kind'],
+      registers: [r],
+      collect: async () => {
+        await new Promise((res) => setTimeout(res, 5));
+        c.inc({ kind: 'a' }, 3);
+      },
+    });
+    expect(await r.metrics()).toContain('late_total{kind="a"} 3');
   });
 });
