@@ -144,11 +144,12 @@ export function createAuditSink(o: AuditSinkOptions): AuditSink {
   // a futex wake, the worker's write, an eventfd write back and an extra event-loop turn. Once per
   // event-loop turn (about once per request on a busy gateway), that measured, per 1,000 `docker
   // ps` of 50 containers: 3,984 futex calls against 697 batched, and 674 against 591 µs of gateway
-  // CPU per request (bench list phase, same-run A/B, 12 rounds). Each write still cost about half
-  // a millisecond of the gateway's CPU on this 2-core VM: 40 writes a second (25 ms) against 10
-  // (100 ms) measured 596 against 483 µs per `docker ps` (10 rounds, same run; 250 ms and 1 s
-  // bought nothing more). A `stream-open` record does not wait: it must be on record before the
-  // session it announces can outlive a crash.
+  // CPU per request (bench list phase, same-run A/B, 12 rounds). Each write still cost 0.5-1.1 ms
+  // of the gateway's CPU on this 2-core VM: at ~300 `docker ps` a second, a 25 ms window against
+  // 100 ms measured 596 against 483 µs per request (10 rounds, same run; 250 ms and 1 s bought
+  // nothing more), and 25 ms against 1 s measured 523 against 457 µs in another run. A
+  // `stream-open` record does not wait: it must be on record before the session it announces can
+  // outlive a crash.
   const batchMs = o.batchMs ?? DEFAULT_AUDIT_BATCH_MS;
   let batch = '';
   let batchRecords = 0;

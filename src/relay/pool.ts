@@ -20,7 +20,7 @@
  * A busy client stream reads 1 MiB at a time, not Node's 64 KiB. Each read of a client's TCP
  * socket that frees room in its window sends a window update, and on loopback the client's
  * handling of it runs in the reader's context too; 16 times fewer reads cut the gateway's CPU per
- * GB uploaded by about 40% (measured in docs/performance.md). The daemon's unix socket holds at
+ * GB uploaded by a quarter to a half (measured in docs/performance.md). The daemon's unix socket holds at
  * most its ~208 KiB send buffer, so its reads stay at 64 KiB: a 1 MiB buffer would be mostly
  * empty, and an export's queue of answers pinned several of them (RSS rose 20 MiB over ten rounds).
  * A socket holds its next read's buffer while it waits, so each pool bounds the buffers it lends

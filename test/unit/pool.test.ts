@@ -124,44 +124,50 @@ describe('pooled reads', () => {
     expect(p.lent).toBe(lent);
   });
 
-  it('a socket closed while it waits to read into a pooled buffer gives that buffer back', async () => {
-    const lent = CLIENT_READS.lent;
+  it.each([
+    ['accepted', CLIENT_READS],
+    ['connected', DAEMON_READS],
+  ] as const)('a closed socket (%s) gives back the pooled buffer it was waiting to read into', async (side, p) => {
+    const lent = p.lent;
     let received = 0;
-    let closed!: () => void;
-    const sawClose = new Promise<void>((r) => (closed = r));
-    let accepted!: net.Socket;
-    const server = net.createServer((s) => {
-      accepted = s;
-      adoptPooledReads(
-        s,
-        (bytes) => {
-          received += bytes.length;
-        },
-        () => true,
-      );
-      s.on('close', () => closed());
+    const count = (bytes: Buffer) => {
+      received += bytes.length;
+    };
+    // `reader` reads with pooled buffers, `writer` sends it bursts.
+    const sockets = new Promise<{ reader: net.Socket; writer: net.Socket }>((resolve) => {
+      const server = net.createServer((s) => {
+        server.close();
+        if (side === 'accepted') {
+          adoptPooledReads(s, count, () => true);
+          resolve({ reader: s, writer: c });
+        } else {
+          resolve({ reader: c, writer: s });
+        }
+      });
+      let c!: net.Socket;
+      server.listen(0, '127.0.0.1', () => {
+        const to = { host: '127.0.0.1', port: (server.address() as net.AddressInfo).port };
+        c = side === 'accepted' ? net.connect(to) : connectPooled(to, count, () => true);
+      });
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as net.AddressInfo).port;
-    const c = net.connect({ port, host: '127.0.0.1' });
-    c.on('error', () => {});
-    await new Promise((r) => c.once('connect', r));
+    const { reader, writer } = await sockets;
+    writer.on('error', () => {});
+    const closed = new Promise((r) => reader.once('close', r));
     // Bursts until the last read of one was busy (a read's size depends on how the bytes arrive),
-    // then the client goes quiet with the connection open.
+    // then the writer goes quiet with the connection open.
     let sent = 0;
-    for (let i = 0; i < 10 && CLIENT_READS.lent === lent; i++) {
-      c.write(randomBytes(256 * 1024));
+    for (let i = 0; i < 10 && p.lent === lent; i++) {
+      writer.write(randomBytes(256 * 1024));
       sent += 256 * 1024;
       while (received < sent) await new Promise((r) => setTimeout(r, 5));
       await new Promise((r) => setTimeout(r, 20));
     }
     // The socket waits for its next read with a pooled buffer of its own.
-    expect(CLIENT_READS.lent).toBe(lent + 1);
-    accepted.destroy();
-    await sawClose;
-    expect(CLIENT_READS.lent).toBe(lent);
-    c.destroy();
-    server.close();
+    expect(p.lent).toBe(lent + 1);
+    reader.destroy();
+    await closed;
+    expect(p.lent).toBe(lent);
+    writer.destroy();
   });
 
   it('copies reads out of the shared buffer while the socket is not relaying', async () => {
