@@ -270,3 +270,43 @@ export function haproxyVersion(binary: string): string {
     return 'unknown';
   }
 }
+
+/** bench/byte-relay.ts (built to dist/bench/byte-relay.js) in front of the daemon's socket. */
+export async function startByteRelay(repoRoot: string, upstreamSock: string, readyTimeoutMs = 15_000): Promise<Proc> {
+  const script = path.join(repoRoot, 'dist', 'bench', 'byte-relay.js');
+  if (!existsSync(script)) throw new Error(`${script} does not exist: run npm run build`);
+  const child = spawn(process.execPath, [script, upstreamSock], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  const log = tailKeeper();
+  child.stderr!.on('data', (b: Buffer) => log.add(b));
+  let exited = false;
+  child.once('exit', () => (exited = true));
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    const fail = (why: string) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`the byte relay ${why}:\n${log.text()}`));
+    };
+    const timer = setTimeout(() => fail(`printed no "listening" line within ${readyTimeoutMs} ms`), readyTimeoutMs);
+    child.once('exit', (code, signal) => fail(`exited before it was ready (code ${code}, signal ${signal})`));
+    child.stdout!.on('data', (b: Buffer) => {
+      out += b.toString('utf8');
+      const m = /^listening (\d+)$/m.exec(out);
+      if (!m) return;
+      clearTimeout(timer);
+      child.removeAllListeners('exit');
+      child.once('exit', () => (exited = true));
+      child.stdout!.removeAllListeners('data');
+      child.stdout!.resume();
+      resolve(Number(m[1]));
+    });
+  });
+  return {
+    endpoint: { name: 'byte-relay', address: { kind: 'tcp', host: '127.0.0.1', port }, headerLines: '', pid: child.pid },
+    pid: child.pid!,
+    logTail: () => log.text(),
+    running: () => !exited,
+    stop: stopper(child),
+  };
+}

@@ -13,7 +13,9 @@
  *   --quick               short rounds and small transfers: a smoke run (numbers are not comparable)
  *   --rounds N            rounds of the interleaved phases (default 5, quick 2)
  *   --only a,b            phases: ping1 ping32 ping list export upload lifecycle rss streams policy
- *   --peers               also HAProxy with ../shared/bench-peers/haproxy-tecnativa.cfg, when installed
+ *   --peers               also HAProxy with ../shared/bench-peers/haproxy-tecnativa.cfg, when installed,
+ *                         and bench/byte-relay.ts (a Node byte relay with no checks: what one more
+ *                         hop costs on this machine)
  *   --profile             instead: run the gateway under `node --cpu-prof` during one load phase
  *                         and print the top self-time functions (npm run bench:profile)
  *   --profile-phase P     ping32 (default), ping1, list, export, upload
@@ -40,7 +42,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { callJson, type Endpoint } from './client.js';
 import { Containers, LABEL_KEY, leaseDaemon, tarBuffer, tarPieces, type Daemon } from './docker.js';
-import { haproxyBinary, haproxyVersion, startDockward, startHaproxy, type Proc } from './gateway.js';
+import { haproxyBinary, haproxyVersion, startByteRelay, startDockward, startHaproxy, type Proc } from './gateway.js';
 import { channels, closedLoop, download, lifecycle, openLogStreams, sequential, sleep, uploadBuffer, uploadStream, type ClientKind, type LoopResult, type TransferResult } from './load.js';
 import { benchPolicy, type PolicyResult } from './policy.js';
 import { cpuModel, CpuWindow, machineCpu, memory, PeakMeter, settleDisk, type CpuUsed } from './proc.js';
@@ -301,6 +303,10 @@ async function setUp(a: Args): Promise<Env> {
       peers.push(h);
       log(`haproxy ${haproxyVersion(bin)} on ${h.endpoint.address.kind === 'tcp' ? h.endpoint.address.port : ''}`);
     }
+    const relay = await startByteRelay(REPO_ROOT, daemon.sock);
+    cleanups.push(() => relay.stop());
+    peers.push(relay);
+    log(`byte relay on ${relay.endpoint.address.kind === 'tcp' ? relay.endpoint.address.port : ''}`);
   }
   return { daemon, direct, gateway, peers, containers, runId, dir };
 }
@@ -658,10 +664,11 @@ async function describeMachine(env: Env | undefined, peers: Proc[]): Promise<str
   const sha = git(['rev-parse', '--short=12', 'HEAD']) ?? 'unknown';
   const dirty = (git(['status', '--porcelain', '--untracked-files=no']) ?? '') !== '' ? ' + uncommitted changes' : '';
   let versions = `versions: node ${process.version}, dockerd ${docker}, dockward ${sha}${dirty}`;
-  if (peers.length > 0) {
+  if (peers.some((p) => p.endpoint.name === 'haproxy')) {
     const bin = haproxyBinary();
     if (bin) versions += `, haproxy ${haproxyVersion(bin)} (${path.basename(PEER_CFG)})`;
   }
+  if (peers.some((p) => p.endpoint.name === 'byte-relay')) versions += ', byte-relay (bench/byte-relay.ts: a Node byte relay with no checks)';
   out.push(versions);
   return out;
 }
