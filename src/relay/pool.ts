@@ -127,9 +127,11 @@ const SHARED = Buffer.allocUnsafeSlow(SHARED_READ_BYTES);
 /**
  * Gets one read's bytes. `lease` is set when they are in a pooled buffer: then they may only be
  * written (`socket.write(piece, lease.hold())`) and must be copied to be kept. Without a lease
- * the bytes are the callee's own.
+ * the bytes are the callee's own. `last`: the read did not fill its buffer, so libuv reads this
+ * socket no more in this turn of the event loop (it stops at a short read): whatever the callee
+ * batches for the other side can go now.
  */
-export type PooledRead = (bytes: Buffer, lease: Lease | undefined) => void;
+export type PooledRead = (bytes: Buffer, lease: Lease | undefined, last: boolean) => void;
 
 interface ReadOptions extends net.OnReadOpts {
   buffer: () => Buffer;
@@ -155,15 +157,16 @@ export function pooledReadOptions(onRead: PooledRead, relays: () => boolean, poo
     callback: (n, u8) => {
       const buf = u8 as Buffer;
       busy = n >= BUSY_READ_BYTES;
+      const last = n < buf.length;
       if (buf === SHARED) {
-        onRead(Buffer.from(buf.subarray(0, n)), undefined);
+        onRead(Buffer.from(buf.subarray(0, n)), undefined, last);
         return true;
       }
       // From here the lease accounts for the buffer, also when the reader throws.
       waiting = undefined;
       const lease = new Lease(buf, pool);
       try {
-        onRead(buf.subarray(0, n), lease);
+        onRead(buf.subarray(0, n), lease, last);
       } catch (err) {
         lease.abandon();
         throw err;

@@ -87,6 +87,44 @@ const enum Out {
   Tunnel,
 }
 
+/**
+ * Streamed bytes read in one turn of the event loop (libuv reads a busy socket up to 32 times a
+ * turn, as long as each read fills its buffer) go to the other side in one writev: fewer
+ * syscalls and fewer wake-ups of the reader. A short read is the socket's last in the turn, so
+ * its reader flushes the batch at once; otherwise the batch is flushed after the poll phase
+ * (setImmediate), which also covers a full read followed by nothing (libuv reports no bytes
+ * then).
+ */
+class WriteBatch {
+  private socket: Socket | undefined;
+  private timer: NodeJS.Immediate | undefined;
+
+  get open(): boolean {
+    return this.socket !== undefined;
+  }
+
+  /** Corks `socket` for the writes that follow, unless a batch on it is open; `more`: more reads may come in this turn. */
+  start(socket: Socket, more: boolean): void {
+    if (this.socket !== socket) {
+      this.flush();
+      this.socket = socket;
+      socket.cork();
+    }
+    if (more && !this.timer) this.timer = setImmediate(this.flush);
+  }
+
+  readonly flush = (): void => {
+    const socket = this.socket;
+    if (!socket) return;
+    this.socket = undefined;
+    if (this.timer) {
+      clearImmediate(this.timer);
+      this.timer = undefined;
+    }
+    socket.uncork();
+  };
+}
+
 function concat(a: Buffer, b: Buffer): Buffer {
   return a.length === 0 ? b : Buffer.concat([a, b]);
 }
@@ -178,8 +216,8 @@ export function createRelay(opts: RelayOptions): Relay {
     filterReader: ChunkedReader | undefined;
     eventSink: ((b: Buffer) => void) | undefined;
     eventEnd: (() => void) | undefined;
-    upBatched = false;
-    clientBatched = false;
+    readonly upBatch = new WriteBatch();
+    readonly clientBatch = new WriteBatch();
     /** Parsing waits until the client has read the answers queued for it. */
     waitingDrain = false;
     /** writableLength at the last sweep, for a closing connection (progress check). */
@@ -193,9 +231,9 @@ export function createRelay(opts: RelayOptions): Relay {
       // TLS sockets keep Node's reads (adoptPooledReads refuses them).
       adoptPooledReads(
         client,
-        (c, lease) => {
+        (c, lease, last) => {
           try {
-            this.onClientData(c, lease);
+            this.onClientData(c, lease, last);
           } catch (err) {
             this.fault(err);
           }
@@ -277,8 +315,11 @@ export function createRelay(opts: RelayOptions): Relay {
 
     // ---- client side -------------------------------------------------------------------------
 
-    /** `lease`: the bytes are in a pooled buffer and may only be written (pool.ts). */
-    onClientData(chunk: Buffer, lease?: Lease): void {
+    /**
+     * `lease`: the bytes are in a pooled buffer and may only be written; `last`: the socket is
+     * read no more in this turn (pool.ts). Node's own reads (TLS) say neither.
+     */
+    onClientData(chunk: Buffer, lease?: Lease, last = false): void {
       if (lease && !this.relaysClient() && this.mode !== In.Discard) chunk = Buffer.from(chunk);
       switch (this.mode) {
         case In.Head:
@@ -294,7 +335,7 @@ export function createRelay(opts: RelayOptions): Relay {
           this.feedRead(chunk);
           return;
         case In.Body:
-          this.feedBody(chunk, lease);
+          this.feedBody(chunk, lease, last);
           return;
         case In.Discard:
           this.since = Date.now();
@@ -306,8 +347,9 @@ export function createRelay(opts: RelayOptions): Relay {
           // The daemon's side of the session is gone: the client's last bytes have nowhere to go.
           if (!up || up.destroyed) return;
           this.ex!.ctx.bytesIn += chunk.length;
-          this.batchUpstream(up);
+          this.upBatch.start(up, !last);
           up.write(chunk, lease?.hold());
+          if (last) this.upBatch.flush();
           this.holdClientIfQueued(up);
           return;
         }
@@ -516,10 +558,10 @@ export function createRelay(opts: RelayOptions): Relay {
     connectUpstream(): Socket {
       if (this.upstream && !this.upstream.destroyed && !this.upstreamSpent) return this.upstream;
       this.upstream?.destroy();
-      const onRead = (c: Buffer, lease: Lease | undefined): void => {
+      const onRead = (c: Buffer, lease: Lease | undefined, last: boolean): void => {
         if (this.upstream !== up) return;
         try {
-          this.onUpstreamData(c, lease);
+          this.onUpstreamData(c, lease, last);
         } catch (err) {
           this.fault(err);
         }
@@ -597,14 +639,15 @@ export function createRelay(opts: RelayOptions): Relay {
       this.mode = In.Body;
       const held = this.pending;
       this.pending = EMPTY;
-      if (held.length > 0) this.feedBody(held);
+      // Bytes already read: nothing else comes with them.
+      if (held.length > 0) this.feedBody(held, undefined, true);
       if (this.mode === In.Body) {
         if (this.clientEnded) up.destroy();
         else this.client.resume();
       }
     }
 
-    feedBody(chunk: Buffer, lease?: Lease): void {
+    feedBody(chunk: Buffer, lease: Lease | undefined, last: boolean): void {
       const ex = this.ex!;
       const up = this.upstream!;
       const r = ex.body.push(chunk);
@@ -616,7 +659,7 @@ export function createRelay(opts: RelayOptions): Relay {
         this.closing();
         return;
       }
-      this.batchUpstream(up);
+      this.upBatch.start(up, !last);
       if (ex.body.isChunked) {
         for (const d of r.data) {
           ex.ctx.bytesIn += d.length;
@@ -629,6 +672,7 @@ export function createRelay(opts: RelayOptions): Relay {
           up.write(d, lease?.hold());
         }
       }
+      if (last) this.upBatch.flush();
       if (!ex.body.done) this.holdClientIfQueued(up);
       if (ex.body.done) {
         // The next request's first bytes are kept: a copy, never the pooled buffer.
@@ -637,33 +681,16 @@ export function createRelay(opts: RelayOptions): Relay {
       }
     }
 
-    /**
-     * Streamed bytes read in one turn of the event loop (libuv reads a busy socket up to 32
-     * times per turn) go to the other side in one writev: fewer syscalls and fewer wake-ups of
-     * the reader. Backpressure is checked at each read (holdClientIfQueued).
-     */
-    batchUpstream(up: Socket): void {
-      if (this.upBatched) return;
-      this.upBatched = true;
-      up.cork();
-      setImmediate(() => {
-        this.upBatched = false;
-        up.uncork();
-      });
-    }
-
-    /** A piece of a streamed answer (the same batching towards the client). */
-    stream(b: Buffer, lease?: Lease): void {
+    /** A piece of a streamed answer, batched per turn as a streamed body is (WriteBatch). */
+    stream(b: Buffer, lease: Lease | undefined, last: boolean): void {
       const client = this.client;
-      if (!this.clientBatched) {
-        this.clientBatched = true;
-        client.cork();
-        setImmediate(() => {
-          this.clientBatched = false;
-          client.uncork();
-        });
+      if (last && !this.clientBatch.open) {
+        client.write(b, lease?.hold());
+      } else {
+        this.clientBatch.start(client, !last);
+        client.write(b, lease?.hold());
+        if (last) this.clientBatch.flush();
       }
-      client.write(b, lease?.hold());
       // Checked at each read, not once per turn: libuv reads a busy socket up to 32 times a turn.
       if (client.writableLength > STREAM_BUFFER_BYTES) this.upstream?.pause();
     }
@@ -687,8 +714,8 @@ export function createRelay(opts: RelayOptions): Relay {
 
     // ---- from the daemon ---------------------------------------------------------------------
 
-    /** `lease`: the bytes are in a pooled buffer and may only be written (pool.ts). */
-    onUpstreamData(chunk: Buffer, lease?: Lease): void {
+    /** `lease`, `last`: as for onClientData. */
+    onUpstreamData(chunk: Buffer, lease: Lease | undefined, last: boolean): void {
       const ex = this.ex;
       if (!ex || ex.finished) {
         // Nothing was asked: a daemon that talks out of turn cannot be trusted with the next request.
@@ -707,16 +734,16 @@ export function createRelay(opts: RelayOptions): Relay {
           this.outRemaining -= take;
           ex.ctx.bytesOut += take;
           if (take < chunk.length) this.upstreamSpent = true;
-          this.stream(take === chunk.length ? chunk : chunk.subarray(0, take), lease);
+          this.stream(take === chunk.length ? chunk : chunk.subarray(0, take), lease, last);
           if (this.outRemaining === 0) this.responseEnded(ex);
           return;
         }
         case Out.Chunked:
-          return this.relayChunked(ex, chunk, lease);
+          return this.relayChunked(ex, chunk, lease, last);
         case Out.UntilClose:
         case Out.Tunnel:
           ex.ctx.bytesOut += chunk.length;
-          this.stream(chunk, lease);
+          this.stream(chunk, lease, last);
           return;
         case Out.FilterList:
         case Out.FilterEvents:
@@ -823,16 +850,16 @@ export function createRelay(opts: RelayOptions): Relay {
       this.write(buf);
     }
 
-    relayChunked(ex: Exchange, chunk: Buffer, lease?: Lease): void {
+    relayChunked(ex: Exchange, chunk: Buffer, lease: Lease | undefined, last: boolean): void {
       const r = this.outChunked!.push(chunk);
       if ('error' in r) return this.badChunked(ex);
       for (const d of r.data) ex.ctx.bytesOut += d.length;
       if (r.end >= 0) {
         if (r.end < chunk.length) this.upstreamSpent = true;
-        this.stream(r.end === chunk.length ? chunk : chunk.subarray(0, r.end), lease);
+        this.stream(r.end === chunk.length ? chunk : chunk.subarray(0, r.end), lease, last);
         return this.responseEnded(ex);
       }
-      this.stream(chunk, lease);
+      this.stream(chunk, lease, last);
     }
 
     badChunked(ex: Exchange): void {

@@ -170,6 +170,50 @@ describe('pooled reads', () => {
     writer.destroy();
   });
 
+  it('report a read that did not fill its buffer as the socket\'s last of the turn: libuv reads the socket no more then', async () => {
+    // The relay flushes what it batched for the other side at such a read (relay/server.ts
+    // WriteBatch); if libuv read on after a short read, those bytes would go out in pieces.
+    let turn = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turn++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const reads: { n: number; last: boolean; turn: number }[] = [];
+    const data = randomBytes(4 * 1024 * 1024);
+    let received = 0;
+    const server = net.createServer((s) => {
+      server.close();
+      s.end(data);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve, reject) => {
+      const c = connectPooled(
+        { host: '127.0.0.1', port },
+        (bytes, _lease, last) => {
+          reads.push({ n: bytes.length, last, turn });
+          received += bytes.length;
+        },
+        () => true,
+      );
+      c.on('end', () => c.end());
+      c.on('close', () => resolve());
+      c.on('error', reject);
+    });
+    ticking = false;
+    expect(received).toBe(data.length);
+    // Every read here is into a 64 KiB buffer (the daemon's pool, or the shared one).
+    for (const r of reads) expect(r.last).toBe(r.n < 64 * 1024);
+    expect(reads.some((r) => r.last)).toBe(true);
+    for (let i = 1; i < reads.length; i++) {
+      if (reads[i - 1]!.last) expect(reads[i]!.turn).toBeGreaterThan(reads[i - 1]!.turn);
+    }
+    // Full reads do follow each other within one turn: what batching gathers.
+    expect(reads.some((r, i) => i > 0 && !reads[i - 1]!.last && r.turn === reads[i - 1]!.turn)).toBe(true);
+  });
+
   it('copies reads out of the shared buffer while the socket is not relaying', async () => {
     const data = randomBytes(1024 * 1024);
     const got: Buffer[] = [];
