@@ -519,6 +519,11 @@ export class ChunkedReader {
     return this.state === S_DONE;
   }
 
+  /** Part of a chunk's payload is still to come: the sender is in the middle of writing it. */
+  get inChunk(): boolean {
+    return this.state === S_DATA;
+  }
+
   /**
    * Feeds the next bytes. Returns:
    *  { data: Buffer[] (payload slices, subarrays of `chunk`, no copy), end: -1 } while the message continues;

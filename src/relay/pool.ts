@@ -143,15 +143,18 @@ interface ReadOptions extends net.OnReadOpts {
 
 /**
  * `onread` options for a socket the gateway connects (public Node API), used by connectPooled;
- * adoptPooledReads sets the same on an accepted socket. `relays()`: the socket is in a mode that only writes what it reads to the other side.
+ * adoptPooledReads sets the same on an accepted socket. `relays()`: the socket is in a mode that
+ * only writes what it reads to the other side. `expects()`: its next read will be relayed and is
+ * on its way (an answer the daemon is sending), so it gets a pooled buffer even after a small
+ * read; without it, only a busy socket does.
  */
-export function pooledReadOptions(onRead: PooledRead, relays: () => boolean, pool: BufferPool): ReadOptions {
+export function pooledReadOptions(onRead: PooledRead, relays: () => boolean, pool: BufferPool, expects?: () => boolean): ReadOptions {
   let busy = false;
   /** The pooled buffer the socket waits to read into (Node asks for it right after each read). */
   let waiting: Buffer | undefined;
   return {
     buffer: () => {
-      waiting = busy && relays() ? pool.take() : undefined;
+      waiting = (busy && relays()) || expects?.() ? pool.take() : undefined;
       return waiting ?? SHARED;
     },
     callback: (n, u8) => {
@@ -183,8 +186,14 @@ export function pooledReadOptions(onRead: PooledRead, relays: () => boolean, poo
 }
 
 /** net.connect (half-open allowed) with pooled reads, by default the daemon's. */
-export function connectPooled(to: { path: string } | { host: string; port: number }, onRead: PooledRead, relays: () => boolean, pool = DAEMON_READS): net.Socket {
-  const o = pooledReadOptions(onRead, relays, pool);
+export function connectPooled(
+  to: { path: string } | { host: string; port: number },
+  onRead: PooledRead,
+  relays: () => boolean,
+  pool = DAEMON_READS,
+  expects?: () => boolean,
+): net.Socket {
+  const o = pooledReadOptions(onRead, relays, pool, expects);
   const socket = net.connect({ ...to, allowHalfOpen: true, onread: o });
   socket.once('close', o.closed);
   return socket;

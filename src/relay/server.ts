@@ -26,7 +26,7 @@ import type { StageRunner } from '../server.js';
 import { MAX_DISCARDED_BODY_BYTES } from '../server.js';
 import type { Rejection } from '../types.js';
 import { ChunkedReader, frameChunk, LAST_CHUNK, parseRequestHead, parseResponseHead, type RequestHead } from './http1.js';
-import { adoptPooledReads, connectPooled, type Lease } from './pool.js';
+import { adoptPooledReads, connectPooled, DAEMON_READS, type Lease } from './pool.js';
 
 export interface RelayOptions {
   socketPath: string;
@@ -276,9 +276,43 @@ export function createRelay(opts: RelayOptions): Relay {
       return this.mode === In.Body || this.mode === In.Tunnel;
     }
 
-    /** The daemon's bytes only go on to the client (an answer's body, a session). */
+    /**
+     * The daemon's bytes only go on to the client: an answer's body, a session, or an answer's
+     * head, which is read for its framing and written as it came (unless the answer is filtered).
+     */
     relaysDaemon(): boolean {
-      return this.out === Out.Sized || this.out === Out.Chunked || this.out === Out.UntilClose || this.out === Out.Tunnel;
+      switch (this.out) {
+        case Out.Sized:
+        case Out.Chunked:
+        case Out.UntilClose:
+        case Out.Tunnel:
+          return true;
+        case Out.Head:
+          return this.ex?.ctx.responseFilter === undefined;
+        default:
+          return false;
+      }
+    }
+
+    /**
+     * The daemon's next read is an answer on its way: the next answer's head (an idle
+     * keep-alive connection waits for one), the rest of a sized body, or the rest of a chunk.
+     * Read into a pooled buffer, it is written without a copy (a 50-container list is ~32 KB).
+     * A stream between two of its lines (`logs -f`, `events`) is not expecting: it holds no
+     * buffer of its own while it waits.
+     */
+    expectsDaemon(): boolean {
+      switch (this.out) {
+        case Out.Idle:
+        case Out.Head:
+          return true;
+        case Out.Sized:
+          return this.outRemaining > 0;
+        case Out.Chunked:
+          return this.outChunked?.inChunk === true;
+        default:
+          return false;
+      }
     }
 
     /**
@@ -566,7 +600,7 @@ export function createRelay(opts: RelayOptions): Relay {
           this.fault(err);
         }
       };
-      const up = connectPooled({ path: opts.socketPath }, onRead, () => this.relaysDaemon());
+      const up = connectPooled({ path: opts.socketPath }, onRead, () => this.relaysDaemon(), DAEMON_READS, () => this.expectsDaemon());
       this.upstream = up;
       this.upstreamSpent = false;
       up.on('drain', () => {
@@ -728,7 +762,9 @@ export function createRelay(opts: RelayOptions): Relay {
       }
       switch (this.out) {
         case Out.Head:
-          return this.onResponseHead(ex, concat(this.upHead, chunk));
+          // A head split over reads was kept as a copy; joined to it, the bytes are the relay's own.
+          if (this.upHead.length > 0) return this.onResponseHead(ex, concat(this.upHead, chunk), undefined);
+          return this.onResponseHead(ex, chunk, lease);
         case Out.Sized: {
           const take = Math.min(this.outRemaining, chunk.length);
           this.outRemaining -= take;
@@ -753,20 +789,21 @@ export function createRelay(opts: RelayOptions): Relay {
       }
     }
 
-    write(b: Buffer | string): void {
-      this.client.write(b);
+    write(b: Buffer | string, lease?: Lease): void {
+      this.client.write(b, lease?.hold());
       if (this.client.writableLength > STREAM_BUFFER_BYTES) this.upstream?.pause();
     }
 
-    onResponseHead(ex: Exchange, buf: Buffer): void {
-      this.relayResponseHead(ex, buf);
+    onResponseHead(ex: Exchange, buf: Buffer, lease: Lease | undefined): void {
+      this.relayResponseHead(ex, buf, lease);
       if (this.clientEnded && ex.ctx.status !== undefined && !ex.responseDone && this.out !== Out.Tunnel && !this.closed) this.abort(ex);
     }
 
-    relayResponseHead(ex: Exchange, buf: Buffer): void {
+    /** `lease`: `buf` is in a pooled buffer: written as it is, copied to be kept (pool.ts). */
+    relayResponseHead(ex: Exchange, buf: Buffer, lease: Lease | undefined): void {
       const r = parseResponseHead(buf, opts.maxHeadBytes);
       if (r.kind === 'incomplete') {
-        this.upHead = buf;
+        this.upHead = lease ? Buffer.from(buf) : buf;
         return;
       }
       this.upHead = EMPTY;
@@ -779,9 +816,9 @@ export function createRelay(opts: RelayOptions): Relay {
       const ctx = ex.ctx;
       if (h.status >= 100 && h.status < 200 && h.status !== 101) {
         // An interim answer (100 Continue): relay it, the final one follows.
-        this.write(buf.subarray(0, h.headLength));
+        this.write(buf.subarray(0, h.headLength), lease);
         const rest = buf.subarray(h.headLength);
-        if (rest.length > 0) this.relayResponseHead(ex, rest);
+        if (rest.length > 0) this.relayResponseHead(ex, rest, lease);
         return;
       }
       ctx.status = h.status;
@@ -795,7 +832,7 @@ export function createRelay(opts: RelayOptions): Relay {
           this.upstream?.destroy();
           return;
         }
-        return this.startTunnel(ex, buf);
+        return this.startTunnel(ex, buf, lease);
       }
       // Not upgraded: relay the answer and close; no client bytes are tunnelled.
       if (ex.head.upgrade) ex.keepAlive = false;
@@ -804,14 +841,14 @@ export function createRelay(opts: RelayOptions): Relay {
       const body = buf.subarray(h.headLength);
       if (noBody) {
         if (body.length > 0) this.upstreamSpent = true;
-        this.write(h.headLength === buf.length ? buf : buf.subarray(0, h.headLength));
+        this.write(h.headLength === buf.length ? buf : buf.subarray(0, h.headLength), lease);
         return this.responseEnded(ex);
       }
       if (h.chunked) {
         this.out = Out.Chunked;
         this.outChunked = new ChunkedReader();
         // The head goes out with whatever body came with it, in one write.
-        this.flushWithHead(ex, buf, h.headLength);
+        this.flushWithHead(ex, buf, h.headLength, lease);
         return;
       }
       if (h.contentLength !== undefined) {
@@ -821,7 +858,7 @@ export function createRelay(opts: RelayOptions): Relay {
         if (take < body.length) this.upstreamSpent = true;
         this.outRemaining -= take;
         ctx.bytesOut += take;
-        this.write(take === body.length ? buf : buf.subarray(0, h.headLength + take));
+        this.write(take === body.length ? buf : buf.subarray(0, h.headLength + take), lease);
         if (this.outRemaining === 0) this.responseEnded(ex);
         return;
       }
@@ -830,13 +867,13 @@ export function createRelay(opts: RelayOptions): Relay {
       this.upstreamSpent = true;
       ex.keepAlive = false;
       ctx.bytesOut += body.length;
-      this.write(buf);
+      this.write(buf, lease);
     }
 
-    flushWithHead(ex: Exchange, buf: Buffer, headLength: number): void {
+    flushWithHead(ex: Exchange, buf: Buffer, headLength: number, lease: Lease | undefined): void {
       const body = buf.subarray(headLength);
       if (body.length === 0) {
-        this.write(buf);
+        this.write(buf, lease);
         return;
       }
       const r = this.outChunked!.push(body);
@@ -844,10 +881,10 @@ export function createRelay(opts: RelayOptions): Relay {
       for (const d of r.data) ex.ctx.bytesOut += d.length;
       if (r.end >= 0) {
         if (r.end < body.length) this.upstreamSpent = true;
-        this.write(buf.subarray(0, headLength + r.end));
+        this.write(buf.subarray(0, headLength + r.end), lease);
         return this.responseEnded(ex);
       }
-      this.write(buf);
+      this.write(buf, lease);
     }
 
     relayChunked(ex: Exchange, chunk: Buffer, lease: Lease | undefined, last: boolean): void {
@@ -869,10 +906,10 @@ export function createRelay(opts: RelayOptions): Relay {
       this.client.destroy();
     }
 
-    startTunnel(ex: Exchange, buf: Buffer): void {
+    startTunnel(ex: Exchange, buf: Buffer, lease: Lease | undefined): void {
       this.out = Out.Tunnel;
       ex.ctx.bytesOut += buf.length - (buf.indexOf('\r\n\r\n') + 4);
-      this.write(buf);
+      this.write(buf, lease);
       this.mode = In.Tunnel;
       // Bytes the client sent early (after the request, before the 101) belong to the stream.
       const early = this.pending;

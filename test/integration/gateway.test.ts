@@ -28,6 +28,8 @@ let heldWaitCut = false;
 
 /** Random bytes for the transfer tests: any byte out of place shows in the hash. */
 const PAYLOAD = randomBytes(24 * 1024 * 1024);
+/** A list-sized answer body (~48 KiB): with its head, one read of the daemon's socket. */
+const LIST = randomBytes(48 * 1024);
 const sha256 = (b: Buffer | Buffer[]) => {
   const h = createHash('sha256');
   for (const x of Array.isArray(b) ? b : [b]) h.update(x);
@@ -73,6 +75,18 @@ function startDaemon(): Promise<void> {
         ]));
       }
       if (req.url?.startsWith('/v1.41/containers/json')) {
+        // `big=1`: an answer that comes with its head in one read, as a 50-container list does.
+        if (req.url.includes('pieces=1')) {
+          // Chunked, as a stream sends lines: a piece with the head, the rest 20 ms later.
+          res.writeHead(200, { 'Content-Type': 'application/json' });
+          res.write(LIST.subarray(0, 20 * 1024));
+          setTimeout(() => res.end(LIST.subarray(20 * 1024)), 20);
+          return;
+        }
+        if (req.url.includes('big=1')) {
+          res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': String(LIST.length) });
+          return res.end(LIST);
+        }
         res.writeHead(200, { 'Content-Type': 'application/json' });
         return res.end('[]');
       }
@@ -452,6 +466,61 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
     expect(downSized).toBe(want);
     expect(downChunked).toBe(want);
     expect(echoed).toBe(sha256(PAYLOAD.subarray(0, 8 * 1024 * 1024)));
+  });
+
+  it('keeps each answer\'s bytes until they are written, when the kernel takes them late', async () => {
+    // The relay reads an answer's head, and the body that comes with it, into a pooled buffer
+    // and writes it without a copy: the buffer must stay that answer's until Node reports the
+    // write done. Here the writes to two clients reach their sockets 30 ms late (as to clients
+    // that read slowly) while two other connections' answers are read, back to back, into
+    // whatever buffers the pool has free. A buffer reused too early shows in a digest.
+    const slowPorts = new Set<number>();
+    const proto = net.Socket.prototype as unknown as { write: (...a: unknown[]) => boolean };
+    const original = proto.write;
+    const queues = new WeakMap<net.Socket, unknown[][]>();
+    proto.write = function (this: net.Socket, ...args: unknown[]): boolean {
+      if (this.remotePort === undefined || !slowPorts.has(this.remotePort) || this.localPort === this.remotePort) return original.apply(this, args);
+      let q = queues.get(this);
+      if (!q) {
+        q = [];
+        queues.set(this, q);
+        setTimeout(() => {
+          queues.delete(this);
+          for (const a of q!) if (!this.destroyed) original.apply(this, a);
+        }, 30);
+      }
+      q.push(args);
+      return true;
+    };
+    const [host, port] = gw.listen.split(':');
+    const t = token('alice', ['dev']);
+    const want = sha256(LIST);
+    const client = async (what: 'big' | 'pieces', times: number) => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        for (let i = 0; i < times; i++) {
+          const r = await new Promise<Buffer>((resolve, reject) => {
+            const req = http.get({ host, port: Number(port), agent, path: `/v1.41/containers/json?${what}=1`, headers: { Authorization: `Bearer ${t}` } }, (res) => {
+              const parts: Buffer[] = [];
+              res.on('data', (c: Buffer) => parts.push(c));
+              res.on('end', () => resolve(Buffer.concat(parts)));
+            });
+            req.on('error', reject);
+            // The gateway's side of a slow client's connection is the one written late.
+            if (what === 'pieces') req.on('socket', (sk) => (sk.localPort ? slowPorts.add(sk.localPort) : sk.once('connect', () => slowPorts.add(sk.localPort!))));
+          });
+          expect(sha256(r)).toBe(want);
+        }
+      } finally {
+        agent.destroy();
+      }
+    };
+    try {
+      // Sized answers that come whole with their head, and chunked ones that come in pieces.
+      await Promise.all([client('pieces', 15), client('pieces', 15), client('big', 300), client('big', 300)]);
+    } finally {
+      proto.write = original;
+    }
   });
 
   it('refuses a malformed chunked upload without passing a request the gateway did not read to the daemon', async () => {

@@ -308,6 +308,17 @@ function decodeEverySplit(text: string, opts?: { maxTrailerBytes?: number }): De
 }
 
 describe('ChunkedReader', () => {
+  it('tells when part of a chunk\'s payload is still to come (the relay reads the rest into a pooled buffer)', () => {
+    const r = new ChunkedReader();
+    const seen: boolean[] = [];
+    for (const piece of ['5\r\nab', 'c', 'de', '\r\n', '3\r\n', 'xyz\r\n0\r\n\r\n']) {
+      r.push(Buffer.from(piece));
+      seen.push(r.inChunk);
+    }
+    expect(seen).toEqual([true, true, false, false, true, false]);
+    expect(r.done).toBe(true);
+  });
+
   it.each([
     ['one chunk', '5\r\nhello\r\n0\r\n\r\n', 'hello'],
     ['several chunks, upper and lower hex', 'A\r\n0123456789\r\na\r\nabcdefghij\r\n1\r\n!\r\n0\r\n\r\n', '0123456789abcdefghij!'],

@@ -214,6 +214,26 @@ describe('pooled reads', () => {
     expect(reads.some((r, i) => i > 0 && !reads[i - 1]!.last && r.turn === reads[i - 1]!.turn)).toBe(true);
   });
 
+  it('read into a pooled buffer, even when small, while the caller expects bytes it will relay', async () => {
+    // The daemon's answer to a request: its first read is written on without a copy.
+    const server = net.createServer((s) => s.end(Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]')));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const lent = DAEMON_READS.lent;
+    for (const expects of [true, false]) {
+      const leases: boolean[] = [];
+      await new Promise<void>((resolve, reject) => {
+        const c = connectPooled({ host: '127.0.0.1', port }, (_bytes, lease) => leases.push(lease !== undefined), () => true, DAEMON_READS, () => expects);
+        c.on('end', () => c.end());
+        c.on('close', () => resolve());
+        c.on('error', reject);
+      });
+      expect(leases).toEqual([expects]);
+    }
+    server.close();
+    expect(DAEMON_READS.lent).toBe(lent);
+  });
+
   it('copies reads out of the shared buffer while the socket is not relaying', async () => {
     const data = randomBytes(1024 * 1024);
     const got: Buffer[] = [];
