@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createAuditSink, redact, type AuditDropReason, type AuditRecord } from '../../src/audit/audit.js';
 import { createMetrics } from '../../src/metrics/metrics.js';
 import type { RequestContext } from '../../src/pipeline/context.js';
-import { createObserver } from '../../src/pipeline/observe.js';
+import { createObserver, isoTime } from '../../src/pipeline/observe.js';
 import { Socket } from 'node:net';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'dw-audit-'));
@@ -160,6 +160,18 @@ function recordingStream(): { dest: Writable; writes: string[] } {
   });
   return { dest, writes };
 }
+
+describe('the record time', () => {
+  it('reads as Date#toISOString, across seconds, in any order, and outside four-digit years', () => {
+    const start = Date.UTC(2026, 10, 29, 23, 59, 58, 990);
+    const times: number[] = [];
+    // Through midnight, the end of a month, millisecond by millisecond, then jumping around.
+    for (let ms = start; ms < start + 3_000; ms++) times.push(ms);
+    for (let i = 0; i < 2_000; i++) times.push(Math.floor(Math.random() * 253402300800000));
+    times.push(0, 999, 1000, -1, -1001, -62167219200000, 253402300799999, 253402300800000, 8.64e15, -8.64e15, 1.5);
+    for (const ms of times) expect(isoTime(ms)).toBe(new Date(ms).toISOString());
+  });
+});
 
 describe('the audit sink', () => {
   it('writes one JSON line per record to a file', async () => {
