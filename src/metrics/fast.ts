@@ -44,14 +44,17 @@ interface FastConfig<L extends string> {
   collect?: () => void | Promise<void>;
 }
 
-const SEP = '\u0000';
+/** One level of a metric's series index: a label's value to the next level, or to the series. */
+type Level = Map<string, unknown>;
 
 abstract class Labelled<L extends string, S extends { labels: LabelValues<L> }> {
   readonly name: string;
   readonly help: string;
   readonly labelNames: readonly L[];
   readonly aggregator = 'sum' as const;
-  protected readonly series = new Map<string, S>();
+  /** Every series, in the order created (as prom-client prints them). */
+  protected readonly series: S[] = [];
+  private index: Level = new Map();
   private readonly collectHook?: () => void | Promise<void>;
 
   constructor(c: FastConfig<L>) {
@@ -62,21 +65,36 @@ abstract class Labelled<L extends string, S extends { labels: LabelValues<L> }> 
     for (const r of c.registers) r.registerMetric(this as never);
   }
 
-  /** The series of these label values, created (and its labels checked) on first use. */
+  /**
+   * The series of these label values, created (and its labels checked) on first use. Looked up
+   * one label at a time, a Map per level: the values are mostly constant strings whose hashes
+   * V8 keeps, where a key joined from them would be a new string to hash at every call.
+   */
   protected find(labels: LabelValues<L>): S {
     const names = this.labelNames;
-    let key = String(labels[names[0]!]);
-    for (let i = 1; i < names.length; i++) key += SEP + String(labels[names[i]!]);
-    return this.series.get(key) ?? this.add(key, labels);
+    let level = this.index;
+    const last = names.length - 1;
+    for (let i = 0; i < last; i++) {
+      const value = String(labels[names[i]!]);
+      let next = level.get(value) as Level | undefined;
+      if (next === undefined) {
+        next = new Map();
+        level.set(value, next);
+      }
+      level = next;
+    }
+    const value = last < 0 ? '' : String(labels[names[last]!]);
+    return (level.get(value) as S | undefined) ?? this.add(level, value, labels);
   }
 
-  private add(key: string, labels: LabelValues<L>): S {
+  private add(level: Level, value: string, labels: LabelValues<L>): S {
     for (const n of Object.keys(labels)) {
       if (!this.labelNames.includes(n as L)) throw new Error(`Added label "${n}" is not included in initial labelset: ${JSON.stringify(this.labelNames)}`);
     }
     // A copy: the caller's object may be reused or changed later.
     const s = this.create({ ...labels });
-    this.series.set(key, s);
+    level.set(value, s);
+    this.series.push(s);
     return s;
   }
 
@@ -87,7 +105,8 @@ abstract class Labelled<L extends string, S extends { labels: LabelValues<L> }> 
   }
 
   reset(): void {
-    this.series.clear();
+    this.series.length = 0;
+    this.index = new Map();
   }
 }
 
