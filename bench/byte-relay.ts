@@ -28,3 +28,7 @@ server.listen(0, '127.0.0.1', () => {
   console.log(`listening ${(server.address() as net.AddressInfo).port}`);
 });
 process.on('SIGTERM', () => process.exit(0));
+// The bench holds our stdin: if it dies without stopping us (SIGKILL), the pipe ends and so do we.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+process.stdin.resume();

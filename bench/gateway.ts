@@ -275,7 +275,8 @@ export function haproxyVersion(binary: string): string {
 export async function startByteRelay(repoRoot: string, upstreamSock: string, readyTimeoutMs = 15_000): Promise<Proc> {
   const script = path.join(repoRoot, 'dist', 'bench', 'byte-relay.js');
   if (!existsSync(script)) throw new Error(`${script} does not exist: run npm run build`);
-  const child = spawn(process.execPath, [script, upstreamSock], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // stdin stays open: the relay exits when it ends (the bench gone without stopping it).
+  const child = spawn(process.execPath, [script, upstreamSock], { stdio: ['pipe', 'pipe', 'pipe'] });
   children.add(child);
   const log = tailKeeper();
   child.stderr!.on('data', (b: Buffer) => log.add(b));
@@ -290,6 +291,7 @@ export async function startByteRelay(repoRoot: string, upstreamSock: string, rea
     };
     const timer = setTimeout(() => fail(`printed no "listening" line within ${readyTimeoutMs} ms`), readyTimeoutMs);
     child.once('exit', (code, signal) => fail(`exited before it was ready (code ${code}, signal ${signal})`));
+    child.once('error', (e) => fail(`could not be spawned: ${e.message}`));
     child.stdout!.on('data', (b: Buffer) => {
       out += b.toString('utf8');
       const m = /^listening (\d+)$/m.exec(out);

@@ -72,6 +72,18 @@ abstract class Labelled<L extends string, S extends { labels: LabelValues<L> }> 
    */
   protected find(labels: LabelValues<L>): S {
     const names = this.labelNames;
+    let level: Level | undefined = this.index;
+    const last = names.length - 1;
+    for (let i = 0; i < last && level !== undefined; i++) level = level.get(String(labels[names[i]!])) as Level | undefined;
+    const s = level?.get(last < 0 ? '' : String(labels[names[last]!])) as S | undefined;
+    return s ?? this.add(labels);
+  }
+
+  private add(labels: LabelValues<L>): S {
+    for (const n of Object.keys(labels)) {
+      if (!this.labelNames.includes(n as L)) throw new Error(`Added label "${n}" is not included in initial labelset: ${JSON.stringify(this.labelNames)}`);
+    }
+    const names = this.labelNames;
     let level = this.index;
     const last = names.length - 1;
     for (let i = 0; i < last; i++) {
@@ -83,17 +95,9 @@ abstract class Labelled<L extends string, S extends { labels: LabelValues<L> }> 
       }
       level = next;
     }
-    const value = last < 0 ? '' : String(labels[names[last]!]);
-    return (level.get(value) as S | undefined) ?? this.add(level, value, labels);
-  }
-
-  private add(level: Level, value: string, labels: LabelValues<L>): S {
-    for (const n of Object.keys(labels)) {
-      if (!this.labelNames.includes(n as L)) throw new Error(`Added label "${n}" is not included in initial labelset: ${JSON.stringify(this.labelNames)}`);
-    }
     // A copy: the caller's object may be reused or changed later.
     const s = this.create({ ...labels });
-    level.set(value, s);
+    level.set(last < 0 ? '' : String(labels[names[last]!]), s);
     this.series.push(s);
     return s;
   }

@@ -213,7 +213,7 @@ export function createObserver(metrics: Metrics, audit: AuditSink, opts: Observe
   };
 }
 
-let isoMs = -1;
+let isoMs = NaN;
 let isoText = '';
 let isoSecond = NaN;
 let isoPrefix = '';

@@ -53,6 +53,15 @@ export class BufferPool {
     return this.free.pop() ?? Buffer.allocUnsafeSlow(this.bytes);
   }
 
+  /**
+   * A buffer for a read that is only expected (an idle keep-alive connection waiting for its
+   * next answer), or undefined once half of `lentMax` is lent: however many connections idle,
+   * the other half stays for the sockets that are busy now.
+   */
+  takeSpare(): Buffer | undefined {
+    return this.lentNow < this.lentMax / 2 ? this.take() : undefined;
+  }
+
   /** Nothing holds `b` any more: it may be reused. */
   giveBack(b: Buffer): void {
     this.lentNow--;
@@ -116,11 +125,11 @@ export class Lease {
 
 /**
  * Reads of idle or slow sockets (a request head, a log line) all go to this one buffer and are
- * copied out at once, as Node's own reads would allocate them: an idle connection whose last
- * read was small (500 open `logs -f` streams) holds no buffer of its own. Only a socket whose
- * last read was at least BUSY_READ_BYTES, in a mode that relays bytes as they are, reads into a
- * pooled buffer (and holds it while paused, or idle after that read, until its next read or its
- * close).
+ * copied out at once, as Node's own reads would allocate them: a stream whose last read was small
+ * (500 open `logs -f` streams) holds no buffer of its own. A socket reads into a pooled buffer
+ * (and holds it while it waits, until its next read or its close) when its last read was at least
+ * BUSY_READ_BYTES in a mode that relays bytes as they are, or when its caller expects bytes it
+ * will relay (the daemon's socket between answers: at most half of its pool, takeSpare).
  */
 const SHARED = Buffer.allocUnsafeSlow(SHARED_READ_BYTES);
 
@@ -154,7 +163,7 @@ export function pooledReadOptions(onRead: PooledRead, relays: () => boolean, poo
   let waiting: Buffer | undefined;
   return {
     buffer: () => {
-      waiting = (busy && relays()) || expects?.() ? pool.take() : undefined;
+      waiting = busy && relays() ? pool.take() : expects?.() ? pool.takeSpare() : undefined;
       return waiting ?? SHARED;
     },
     callback: (n, u8) => {

@@ -296,7 +296,8 @@ export function createRelay(opts: RelayOptions): Relay {
 
     /**
      * The daemon's next read is an answer on its way: the next answer's head (an idle
-     * keep-alive connection waits for one), the rest of a sized body, or the rest of a chunk.
+     * keep-alive connection waits for one; such waits get at most half of the daemon's pool),
+     * the rest of a sized body, or the rest of a chunk.
      * Read into a pooled buffer, it is written without a copy (a 50-container list is ~32 KB).
      * A stream between two of its lines (`logs -f`, `events`) is not expecting: it holds no
      * buffer of its own while it waits.
@@ -837,7 +838,9 @@ export function createRelay(opts: RelayOptions): Relay {
       // Not upgraded: relay the answer and close; no client bytes are tunnelled.
       if (ex.head.upgrade) ex.keepAlive = false;
       const noBody = ex.head.method === 'HEAD' || h.status === 204 || h.status === 304;
-      if (ctx.responseFilter && h.status === 200 && !noBody) return this.startFilter(ex, buf, h.headLength, h.chunked, h.contentLength);
+      // A filtered answer is collected, so its bytes are kept: never pooled ones (relaysDaemon
+      // is false for it, so none come here; the copy makes it independent of that).
+      if (ctx.responseFilter && h.status === 200 && !noBody) return this.startFilter(ex, lease ? Buffer.from(buf) : buf, h.headLength, h.chunked, h.contentLength);
       const body = buf.subarray(h.headLength);
       if (noBody) {
         if (body.length > 0) this.upstreamSpent = true;

@@ -84,7 +84,8 @@ function startDaemon(): Promise<void> {
           return;
         }
         if (req.url.includes('big=1')) {
-          res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': String(LIST.length) });
+          // `close=1`: the daemon ends its connection after the answer (the relay then ends the client's).
+          res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': String(LIST.length), ...(req.url.includes('close=1') ? { Connection: 'close' } : {}) });
           return res.end(LIST);
         }
         res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -473,41 +474,53 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
     // and writes it without a copy: the buffer must stay that answer's until Node reports the
     // write done. Here the writes to two clients reach their sockets 30 ms late (as to clients
     // that read slowly) while two other connections' answers are read, back to back, into
-    // whatever buffers the pool has free. A buffer reused too early shows in a digest.
+    // whatever buffers the pool has free. A buffer reused too early shows in a digest. The slow
+    // clients get a chunked answer whose first piece comes with its head, and a sized one after
+    // which the daemon ends its connection (that connection's next buffer goes back at once).
     const slowPorts = new Set<number>();
-    const proto = net.Socket.prototype as unknown as { write: (...a: unknown[]) => boolean };
-    const original = proto.write;
-    const queues = new WeakMap<net.Socket, unknown[][]>();
-    proto.write = function (this: net.Socket, ...args: unknown[]): boolean {
-      if (this.remotePort === undefined || !slowPorts.has(this.remotePort) || this.localPort === this.remotePort) return original.apply(this, args);
-      let q = queues.get(this);
+    const proto = net.Socket.prototype as unknown as Record<'write' | 'end', (...a: unknown[]) => unknown>;
+    const original = { write: proto.write, end: proto.end };
+    const queues = new WeakMap<net.Socket, (() => void)[]>();
+    // Writes (and the end after them) reach the socket 30 ms late, in order.
+    const later = (socket: net.Socket, call: () => void): void => {
+      let q = queues.get(socket);
       if (!q) {
         q = [];
-        queues.set(this, q);
+        queues.set(socket, q);
         setTimeout(() => {
-          queues.delete(this);
-          for (const a of q!) if (!this.destroyed) original.apply(this, a);
+          queues.delete(socket);
+          for (const c of q!) if (!socket.destroyed) c();
         }, 30);
       }
-      q.push(args);
+      q.push(call);
+    };
+    const slow = (socket: net.Socket) => socket.remotePort !== undefined && slowPorts.has(socket.remotePort) && socket.localPort !== socket.remotePort;
+    proto.write = function (this: net.Socket, ...args: unknown[]) {
+      if (!slow(this)) return original.write.apply(this, args);
+      later(this, () => original.write.apply(this, args));
       return true;
+    };
+    proto.end = function (this: net.Socket, ...args: unknown[]) {
+      if (!slow(this) || !queues.has(this)) return original.end.apply(this, args);
+      later(this, () => original.end.apply(this, args));
+      return this;
     };
     const [host, port] = gw.listen.split(':');
     const t = token('alice', ['dev']);
     const want = sha256(LIST);
-    const client = async (what: 'big' | 'pieces', times: number) => {
+    const client = async (query: string, slow: boolean, times: number) => {
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       try {
         for (let i = 0; i < times; i++) {
           const r = await new Promise<Buffer>((resolve, reject) => {
-            const req = http.get({ host, port: Number(port), agent, path: `/v1.41/containers/json?${what}=1`, headers: { Authorization: `Bearer ${t}` } }, (res) => {
+            const req = http.get({ host, port: Number(port), agent, path: `/v1.41/containers/json?${query}`, headers: { Authorization: `Bearer ${t}` } }, (res) => {
               const parts: Buffer[] = [];
               res.on('data', (c: Buffer) => parts.push(c));
               res.on('end', () => resolve(Buffer.concat(parts)));
             });
             req.on('error', reject);
             // The gateway's side of a slow client's connection is the one written late.
-            if (what === 'pieces') req.on('socket', (sk) => (sk.localPort ? slowPorts.add(sk.localPort) : sk.once('connect', () => slowPorts.add(sk.localPort!))));
+            if (slow) req.on('socket', (sk) => (sk.localPort ? slowPorts.add(sk.localPort) : sk.once('connect', () => slowPorts.add(sk.localPort!))));
           });
           expect(sha256(r)).toBe(want);
         }
@@ -517,9 +530,10 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
     };
     try {
       // Sized answers that come whole with their head, and chunked ones that come in pieces.
-      await Promise.all([client('pieces', 15), client('pieces', 15), client('big', 300), client('big', 300)]);
+      await Promise.all([client('pieces=1', true, 15), client('big=1&close=1', true, 15), client('big=1', false, 300), client('big=1', false, 300)]);
     } finally {
-      proto.write = original;
+      proto.write = original.write;
+      proto.end = original.end;
     }
   });
 

@@ -51,6 +51,25 @@ async function eventually(check: () => boolean, what: string, ms = 10_000): Prom
   }
 }
 
+// First in the file: the time cache starts empty, as in a fresh process.
+describe('the record time', () => {
+  it('reads as Date#toISOString, across seconds, in any order, and outside four-digit years', () => {
+    const start = Date.UTC(2026, 10, 30, 23, 59, 58, 990);
+    // -1 first: the cache must not answer a time it has never made.
+    const times: number[] = [-1];
+    // Through midnight, the end of a month, millisecond by millisecond, then jumping around
+    // (a fixed sequence, so a failure replays).
+    for (let ms = start; ms < start + 3_000; ms++) times.push(ms);
+    let x = 12345;
+    for (let i = 0; i < 2_000; i++) {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      times.push(Math.floor((x / 2147483648) * 253402300800000));
+    }
+    times.push(0, 999, 1000, -1, -1001, -62167219200000, 253402300799999, 253402300800000, 8.64e15, -8.64e15, 1.5, -0);
+    for (const ms of times) expect(isoTime(ms)).toBe(new Date(ms).toISOString());
+  });
+});
+
 describe('the audit record', () => {
   const JWT = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSIsImdyb3VwcyI6WyJkZXYiXX0.c2lnbmF0dXJlLXNpZ25hdHVyZQ';
   const REGISTRY_AUTH = Buffer.from(JSON.stringify({ username: 'alice', password: 'hunter2-registry' })).toString('base64');
@@ -160,18 +179,6 @@ function recordingStream(): { dest: Writable; writes: string[] } {
   });
   return { dest, writes };
 }
-
-describe('the record time', () => {
-  it('reads as Date#toISOString, across seconds, in any order, and outside four-digit years', () => {
-    const start = Date.UTC(2026, 10, 29, 23, 59, 58, 990);
-    const times: number[] = [];
-    // Through midnight, the end of a month, millisecond by millisecond, then jumping around.
-    for (let ms = start; ms < start + 3_000; ms++) times.push(ms);
-    for (let i = 0; i < 2_000; i++) times.push(Math.floor(Math.random() * 253402300800000));
-    times.push(0, 999, 1000, -1, -1001, -62167219200000, 253402300799999, 253402300800000, 8.64e15, -8.64e15, 1.5);
-    for (const ms of times) expect(isoTime(ms)).toBe(new Date(ms).toISOString());
-  });
-});
 
 describe('the audit sink', () => {
   it('writes one JSON line per record to a file', async () => {

@@ -103,6 +103,19 @@ async function transfer(data: Buffer, side: 'accepted' | 'connected'): Promise<{
   return { got: Buffer.concat(got), pooledReads, reads, largest };
 }
 
+describe('the spare bound', () => {
+  it('lends a read that is only expected at most half the pool, and the busy ones the rest', () => {
+    const taken: Buffer[] = [];
+    for (let b = DAEMON_READS.takeSpare(); b && taken.length < 1000; b = DAEMON_READS.takeSpare()) taken.push(b);
+    // 256 idle keep-alive connections cannot take every buffer from the busy streams.
+    expect(taken.length).toBe(128);
+    for (let b = DAEMON_READS.take(); b && taken.length < 1000; b = DAEMON_READS.take()) taken.push(b);
+    expect(taken.length).toBe(256);
+    for (const b of taken) new Lease(b, DAEMON_READS).release();
+    expect(DAEMON_READS.lent).toBe(0);
+  });
+});
+
 describe('pooled reads', () => {
   // If Node's socket internals change, the relay silently falls back to Node's own reads (and
   // its GC cost, issue 7): this test is where that shows.
