@@ -253,11 +253,16 @@ export async function startHaproxy(binary: string, cfgTemplate: string, dir: str
     child.kill('SIGKILL');
     throw new Error(`haproxy ${(e as Error).message}:\n${log.text()}`);
   }
+  return peer('haproxy', port, child, log, () => !exited);
+}
+
+/** A peer proxy listening on loopback `port`, sending no credentials of its own. */
+function peer(name: string, port: number, child: ChildProcess, log: { text(): string }, running: () => boolean): Proc {
   return {
-    endpoint: { name: 'haproxy', address: { kind: 'tcp', host: '127.0.0.1', port }, headerLines: '', pid: child.pid },
+    endpoint: { name, address: { kind: 'tcp', host: '127.0.0.1', port }, headerLines: '', pid: child.pid },
     pid: child.pid!,
     logTail: () => log.text(),
-    running: () => !exited,
+    running,
     stop: stopper(child),
   };
 }
@@ -304,11 +309,5 @@ export async function startByteRelay(repoRoot: string, upstreamSock: string, rea
       resolve(Number(m[1]));
     });
   });
-  return {
-    endpoint: { name: 'byte-relay', address: { kind: 'tcp', host: '127.0.0.1', port }, headerLines: '', pid: child.pid },
-    pid: child.pid!,
-    logTail: () => log.text(),
-    running: () => !exited,
-    stop: stopper(child),
-  };
+  return peer('byte-relay', port, child, log, () => !exited);
 }
