@@ -4,13 +4,14 @@
  * unix socket, one daemon connection per client connection, no parsing and no checks. The bench
  * measures it side by side with dockward, so a run shows what one more hop costs on its machine
  * (the daemon, the load generator and the relay sharing two cores) apart from what dockward's
- * own work costs. Usage: byte-relay.js <daemon socket>; prints `listening <port>` on stdout.
+ * own work costs. Usage: byte-relay.js <port> <daemon socket>; listens on 127.0.0.1:<port>.
  */
 import net from 'node:net';
 
-const socketPath = process.argv[2];
-if (!socketPath) {
-  console.error('usage: byte-relay.js <daemon socket>');
+const port = Number(process.argv[2]);
+const socketPath = process.argv[3];
+if (!Number.isInteger(port) || !socketPath) {
+  console.error('usage: byte-relay.js <port> <daemon socket>');
   process.exit(2);
 }
 
@@ -24,9 +25,7 @@ const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (client)
   client.on('close', () => daemon.destroy());
   daemon.on('close', () => client.destroy());
 });
-server.listen(0, '127.0.0.1', () => {
-  console.log(`listening ${(server.address() as net.AddressInfo).port}`);
-});
+server.listen(port, '127.0.0.1');
 process.on('SIGTERM', () => process.exit(0));
 // The bench holds our stdin: if it dies without stopping us (SIGKILL), the pipe ends and so do we.
 process.stdin.on('end', () => process.exit(0));

@@ -277,37 +277,26 @@ export function haproxyVersion(binary: string): string {
 }
 
 /** bench/byte-relay.ts (built to dist/bench/byte-relay.js) in front of the daemon's socket. */
-export async function startByteRelay(repoRoot: string, upstreamSock: string, readyTimeoutMs = 15_000): Promise<Proc> {
+export async function startByteRelay(repoRoot: string, upstreamSock: string): Promise<Proc> {
   const script = path.join(repoRoot, 'dist', 'bench', 'byte-relay.js');
   if (!existsSync(script)) throw new Error(`${script} does not exist: run npm run build`);
+  const port = await freePort();
   // stdin stays open: the relay exits when it ends (the bench gone without stopping it).
-  const child = spawn(process.execPath, [script, upstreamSock], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [script, String(port), upstreamSock], { stdio: ['pipe', 'ignore', 'pipe'] });
   children.add(child);
   const log = tailKeeper();
   child.stderr!.on('data', (b: Buffer) => log.add(b));
   let exited = false;
   child.once('exit', () => (exited = true));
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    const fail = (why: string) => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(new Error(`the byte relay ${why}:\n${log.text()}`));
-    };
-    const timer = setTimeout(() => fail(`printed no "listening" line within ${readyTimeoutMs} ms`), readyTimeoutMs);
-    child.once('exit', (code, signal) => fail(`exited before it was ready (code ${code}, signal ${signal})`));
-    child.once('error', (e) => fail(`could not be spawned: ${e.message}`));
-    child.stdout!.on('data', (b: Buffer) => {
-      out += b.toString('utf8');
-      const m = /^listening (\d+)$/m.exec(out);
-      if (!m) return;
-      clearTimeout(timer);
-      child.removeAllListeners('exit');
-      child.once('exit', () => (exited = true));
-      child.stdout!.removeAllListeners('data');
-      child.stdout!.resume();
-      resolve(Number(m[1]));
-    });
+  child.once('error', (e) => {
+    exited = true;
+    log.add(Buffer.from(`could not be spawned: ${e.message}\n`));
   });
+  try {
+    await waitForPort(port, 15_000, () => !exited);
+  } catch (e) {
+    child.kill('SIGKILL');
+    throw new Error(`the byte relay ${(e as Error).message}:\n${log.text()}`);
+  }
   return peer('byte-relay', port, child, log, () => !exited);
 }

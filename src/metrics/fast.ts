@@ -71,23 +71,25 @@ abstract class Labelled<L extends string, S extends { labels: LabelValues<L> }> 
    * V8 keeps, where a key joined from them would be a new string to hash at every call.
    */
   protected find(labels: LabelValues<L>): S {
-    const names = this.labelNames;
+    const last = this.labelNames.length - 1;
     let level: Level | undefined = this.index;
-    const last = names.length - 1;
-    for (let i = 0; i < last && level !== undefined; i++) level = level.get(String(labels[names[i]!])) as Level | undefined;
-    const s = level?.get(last < 0 ? '' : String(labels[names[last]!])) as S | undefined;
-    return s ?? this.add(labels);
+    for (let i = 0; i < last && level !== undefined; i++) level = level.get(this.value(labels, i)) as Level | undefined;
+    return (level?.get(this.value(labels, last)) as S | undefined) ?? this.add(labels);
+  }
+
+  /** The value of label `i` as the index keys it (a metric without labels has one series, ''). */
+  private value(labels: LabelValues<L>, i: number): string {
+    return i < 0 ? '' : String(labels[this.labelNames[i]!]);
   }
 
   private add(labels: LabelValues<L>): S {
     for (const n of Object.keys(labels)) {
       if (!this.labelNames.includes(n as L)) throw new Error(`Added label "${n}" is not included in initial labelset: ${JSON.stringify(this.labelNames)}`);
     }
-    const names = this.labelNames;
+    const last = this.labelNames.length - 1;
     let level = this.index;
-    const last = names.length - 1;
     for (let i = 0; i < last; i++) {
-      const value = String(labels[names[i]!]);
+      const value = this.value(labels, i);
       let next = level.get(value) as Level | undefined;
       if (next === undefined) {
         next = new Map();
@@ -97,7 +99,7 @@ abstract class Labelled<L extends string, S extends { labels: LabelValues<L> }> 
     }
     // A copy: the caller's object may be reused or changed later.
     const s = this.create({ ...labels });
-    level.set(last < 0 ? '' : String(labels[names[last]!]), s);
+    level.set(this.value(labels, last), s);
     this.series.push(s);
     return s;
   }
@@ -136,7 +138,7 @@ abstract class Valued<L extends string> extends Labelled<L, Cell<L>> {
 
   async get(): Promise<MetricData> {
     await this.collected();
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.series.values()] as SeriesValue[] };
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: [...this.series] as SeriesValue[] };
   }
 }
 
@@ -212,7 +214,7 @@ export class FastHistogram<L extends string> extends Labelled<L, Distribution<L>
     await this.collected();
     const bucket = `${this.name}_bucket`;
     const values: SeriesValue[] = [];
-    for (const d of this.series.values()) {
+    for (const d of this.series) {
       const shared = d.labels as Record<string, string | number>;
       let acc = 0;
       for (let i = 0; i < this.bounds.length; i++) {

@@ -55,8 +55,8 @@ export class BufferPool {
 
   /**
    * A buffer for a read that is only expected (an idle keep-alive connection waiting for its
-   * next answer), or undefined once half of `lentMax` is lent: however many connections idle,
-   * the other half stays for the sockets that are busy now.
+   * next answer, the rest of a small answer), or undefined once half of `lentMax` is lent:
+   * however many connections wait, the other half stays for the sockets that are busy now.
    */
   takeSpare(): Buffer | undefined {
     return this.lentNow < this.lentMax / 2 ? this.take() : undefined;
@@ -129,7 +129,8 @@ export class Lease {
  * (500 open `logs -f` streams) holds no buffer of its own. A socket reads into a pooled buffer
  * (and holds it while it waits, until its next read or its close) when its last read was at least
  * BUSY_READ_BYTES in a mode that relays bytes as they are, or when its caller expects bytes it
- * will relay (the daemon's socket between answers: at most half of its pool, takeSpare).
+ * will relay (the daemon's socket awaiting or in the middle of an answer: at most half of its
+ * pool, takeSpare).
  */
 const SHARED = Buffer.allocUnsafeSlow(SHARED_READ_BYTES);
 

@@ -99,10 +99,6 @@ class WriteBatch {
   private socket: Socket | undefined;
   private timer: NodeJS.Immediate | undefined;
 
-  get open(): boolean {
-    return this.socket !== undefined;
-  }
-
   /** Corks `socket` for the writes that follow, unless a batch on it is open; `more`: more reads may come in this turn. */
   start(socket: Socket, more: boolean): void {
     if (this.socket !== socket) {
@@ -111,6 +107,17 @@ class WriteBatch {
       socket.cork();
     }
     if (more && !this.timer) this.timer = setImmediate(this.flush);
+  }
+
+  /** One read's bytes to `socket`: straight out when nothing is batched and no read follows in this turn. */
+  write(socket: Socket, bytes: Buffer, written: ((err?: Error | null) => void) | undefined, last: boolean): void {
+    if (last && this.socket === undefined) {
+      socket.write(bytes, written);
+      return;
+    }
+    this.start(socket, !last);
+    socket.write(bytes, written);
+    if (last) this.flush();
   }
 
   readonly flush = (): void => {
@@ -382,9 +389,7 @@ export function createRelay(opts: RelayOptions): Relay {
           // The daemon's side of the session is gone: the client's last bytes have nowhere to go.
           if (!up || up.destroyed) return;
           this.ex!.ctx.bytesIn += chunk.length;
-          this.upBatch.start(up, !last);
-          up.write(chunk, lease?.hold());
-          if (last) this.upBatch.flush();
+          this.upBatch.write(up, chunk, lease?.hold(), last);
           this.holdClientIfQueued(up);
           return;
         }
@@ -719,13 +724,7 @@ export function createRelay(opts: RelayOptions): Relay {
     /** A piece of a streamed answer, batched per turn as a streamed body is (WriteBatch). */
     stream(b: Buffer, lease: Lease | undefined, last: boolean): void {
       const client = this.client;
-      if (last && !this.clientBatch.open) {
-        client.write(b, lease?.hold());
-      } else {
-        this.clientBatch.start(client, !last);
-        client.write(b, lease?.hold());
-        if (last) this.clientBatch.flush();
-      }
+      this.clientBatch.write(client, b, lease?.hold(), last);
       // Checked at each read, not once per turn: libuv reads a busy socket up to 32 times a turn.
       if (client.writableLength > STREAM_BUFFER_BYTES) this.upstream?.pause();
     }
@@ -838,9 +837,9 @@ export function createRelay(opts: RelayOptions): Relay {
       // Not upgraded: relay the answer and close; no client bytes are tunnelled.
       if (ex.head.upgrade) ex.keepAlive = false;
       const noBody = ex.head.method === 'HEAD' || h.status === 204 || h.status === 304;
-      // A filtered answer is collected, so its bytes are kept: never pooled ones (relaysDaemon
-      // is false for it, so none come here; the copy makes it independent of that).
-      if (ctx.responseFilter && h.status === 200 && !noBody) return this.startFilter(ex, lease ? Buffer.from(buf) : buf, h.headLength, h.chunked, h.contentLength);
+      // A filtered answer is collected, so its bytes are kept: relaysDaemon() is false while its
+      // head is awaited, so onUpstreamData copied them and no lease reaches here.
+      if (ctx.responseFilter && h.status === 200 && !noBody) return this.startFilter(ex, buf, h.headLength, h.chunked, h.contentLength);
       const body = buf.subarray(h.headLength);
       if (noBody) {
         if (body.length > 0) this.upstreamSpent = true;
