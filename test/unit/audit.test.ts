@@ -263,10 +263,20 @@ describe('the audit sink', () => {
     // A destination that accepts one write and never finishes it.
     const stalled = new Writable({ write: () => {} });
     const drops: AuditDropReason[] = [];
-    const sink = createAuditSink({ file: 'unused', stream: stalled, highWaterBytes: 10_000, onDrop: (r) => drops.push(r), closeTimeoutMs: 50 });
+    const sink = createAuditSink({ file: 'unused', stream: stalled, highWaterBytes: 10_000, batchMs: 1, onDrop: (r) => drops.push(r), closeTimeoutMs: 50 });
     for (let i = 0; i < 1000; i++) sink.write(record({ requestId: `r-${i}` }));
-    expect(stalled.writableLength).toBeLessThan(12_000);
+    // While the first batch waits for its window, it is the backlog.
     expect(drops.length).toBeGreaterThan(900);
+    await eventually(() => stalled.writableLength > 0, 'the first batch handed to the destination');
+    const held = stalled.writableLength;
+    // The limit is checked before a record is added, so one record may go past it.
+    expect(held).toBeLessThan(12_000);
+    // Once the destination holds that batch and never finishes it, every later record is dropped.
+    const before = drops.length;
+    for (let i = 0; i < 1000; i++) sink.write(record({ requestId: `s-${i}` }));
+    expect(drops.length - before).toBe(1000);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(stalled.writableLength).toBe(held);
     expect(new Set(drops)).toEqual(new Set(['backlog']));
     // Shutting down is not held up by a stuck destination either.
     await sink.close();
