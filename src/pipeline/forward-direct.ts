@@ -20,12 +20,17 @@ export function createDirectForwarder(socketPath: string): Forwarder {
       };
       const raw = req.rawHeaders;
       const headers: string[] = [];
+      let host = false;
       for (let i = 0; i < raw.length; i += 2) {
         const lower = raw[i]!.toLowerCase();
         if (NOT_FORWARDED.has(lower)) continue;
+        if (lower === 'host') host = true;
         if (ctx.body && (lower === 'content-length' || lower === 'transfer-encoding')) continue;
         headers.push(raw[i]!, raw[i + 1]!);
       }
+      // The request goes out as HTTP/1.1, which must name a host (dockerd answers 400 without
+      // one); an HTTP/1.0 client need not send it. Node names the same when it adds the header.
+      if (!host) headers.push('Host', 'localhost');
       if (ctx.body) headers.push('Content-Length', String(ctx.body.length));
       // A bodyless POST without Content-Length would go out chunked, which dockerd reads as a
       // body of unknown length (and refuses on `start`); say it is empty, as the client meant.

@@ -945,19 +945,30 @@ export function createRelay(opts: RelayOptions): Relay {
         this.out = Out.FilterEvents;
         const { keep, ownership } = ctx.responseFilter!;
         const filter = createEventFilter(keep, ownership);
-        this.write(`${head}Transfer-Encoding: chunked\r\n\r\n`);
-        filter.on('data', (c: Buffer) => {
-          ctx.bytesOut += c.length;
-          const parts = frameChunk(c);
-          this.client.cork();
-          for (const p of parts) this.write(p);
-          this.client.uncork();
-        });
         this.eventSink = (b) => filter.write(b);
-        this.eventEnd = () => {
-          filter.end();
-          this.write(LAST_CHUNK);
-        };
+        if (ex.head.minor === 0) {
+          // HTTP/1.0 has no chunked framing: the kept lines go out as they are, and the end of
+          // the stream is the end of the connection (the exchange is not kept alive).
+          this.write(`${head}\r\n`);
+          filter.on('data', (c: Buffer) => {
+            ctx.bytesOut += c.length;
+            this.write(c);
+          });
+          this.eventEnd = () => filter.end();
+        } else {
+          this.write(`${head}Transfer-Encoding: chunked\r\n\r\n`);
+          filter.on('data', (c: Buffer) => {
+            ctx.bytesOut += c.length;
+            const parts = frameChunk(c);
+            this.client.cork();
+            for (const p of parts) this.write(p);
+            this.client.uncork();
+          });
+          this.eventEnd = () => {
+            filter.end();
+            this.write(LAST_CHUNK);
+          };
+        }
       } else {
         this.out = Out.FilterList;
         this.filterList = collectList(ctx.classification!.action, ctx.responseFilter!.keep, ctx.responseFilter!.ownership);

@@ -91,6 +91,16 @@ function startDaemon(): Promise<void> {
         res.writeHead(200, { 'Content-Type': 'application/json' });
         return res.end('[]');
       }
+      if (req.url?.startsWith('/v1.41/events')) {
+        // Two containers' events, a line each, 20 ms apart; then the stream ends (as with `until`).
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.flushHeaders();
+        const event = (owner: string) => `${JSON.stringify({ Type: 'container', Action: 'start', Actor: { ID: `c-${owner}`, Attributes: { 'dockward.owner': owner } } })}\n`;
+        setTimeout(() => res.write(event('bob')), 20);
+        setTimeout(() => res.write(event('alice')), 40);
+        setTimeout(() => res.end(), 60);
+        return;
+      }
       if (req.url?.includes('/wait')) {
         // Like dockerd: headers now, body when the container ends. `hold=1`: the body waits
         // until the test has seen the headers (releaseWait), so held headers deadlock the test.
@@ -148,6 +158,12 @@ beforeAll(async () => {
     effect: allow
     subjects: ["group:dev"]
     actions: [image.list]
+    when:
+      target.owner: "\${subject.name}"
+  - name: dev-sees-own-events
+    effect: allow
+    subjects: ["group:dev"]
+    actions: [system.events]
     when:
       target.owner: "\${subject.name}"
   - name: qa-lists-running-only
@@ -580,6 +596,26 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
   it('answers an HTTP/1.0 request and closes the connection', async () => {
     const answer = await raw(`GET /_ping HTTP/1.0\r\nHost: d\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\n\r\n`);
     expect(answer).toMatch(/^HTTP\/1\.[01] 200 [^]*\r\n\r\nOK$/);
+  });
+
+  it('answers an HTTP/1.0 request that has no Host header (HTTP/1.0 does not require one)', async () => {
+    const answer = await raw(`GET /_ping HTTP/1.0\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.[01] 200 [^]*\r\n\r\nOK$/);
+  });
+
+  it('filters the events stream for the caller', async () => {
+    const r = await request('GET', '/v1.41/events', { token: token('alice', ['dev']) });
+    expect(r.status).toBe(200);
+    expect(r.body.split('\n').filter(Boolean).map((l) => JSON.parse(l).Actor.ID)).toEqual(['c-alice']);
+  });
+
+  it('sends a filtered events stream to an HTTP/1.0 client without chunked framing, which HTTP/1.0 does not have', async () => {
+    const answer = await raw(`GET /v1.41/events HTTP/1.0\r\nHost: d\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\n\r\n`);
+    const [head, body] = answer.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.[01] 200 /);
+    expect(head).not.toMatch(/transfer-encoding/i);
+    // Close-delimited: the body is the kept event line and nothing else.
+    expect(body!.split('\n').filter(Boolean).map((l) => JSON.parse(l).Actor.ID)).toEqual(['c-alice']);
   });
 
   it('keeps serving when the daemon closes a hijacked session while the client still writes', async () => {
