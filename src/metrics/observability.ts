@@ -122,7 +122,7 @@ export function createObservability(config: ObservabilityConfig, opts: Observabi
     metricsApp(deps) {
       const check = createUpstreamCheck(metrics, deps.upstream);
       upstream = check;
-      return createMetricsApp({ metrics, policyLoaded: deps.policyReady, pingUpstream: check.check });
+      return createMetricsApp({ metrics, policyLoaded: deps.policyReady, upstream: check });
     },
     async close() {
       await audit.close();

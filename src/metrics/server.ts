@@ -13,8 +13,8 @@ export interface HealthDeps {
   metrics: Metrics;
   /** True when a policy is in force. */
   policyLoaded(): boolean;
-  /** Resolves true when the daemon answers `/_ping`. */
-  pingUpstream(): Promise<boolean>;
+  /** Pings the daemon and sets dockward_upstream_up (createUpstreamCheck). */
+  upstream: UpstreamCheck;
 }
 
 export function createMetricsApp(deps: HealthDeps): express.Express {
@@ -36,8 +36,7 @@ export function createMetricsApp(deps: HealthDeps): express.Express {
   });
   app.get('/readyz', async (_req, res) => {
     const policies = deps.policyLoaded();
-    const upstream = await deps.pingUpstream();
-    deps.metrics.upstreamUp.set(upstream ? 1 : 0);
+    const upstream = await deps.upstream.check();
     const ready = policies && upstream;
     res.set('Cache-Control', 'no-store');
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', policies, upstream });

@@ -457,7 +457,7 @@ describe('dockward_upstream_up and the health endpoints', () => {
     ['no policy in force', false, true, 503, 'not ready', 1],
   ])('/readyz: %s', async (_name, policies, upstream, status, text, up) => {
     const m = createMetrics(new Registry(), { defaultMetrics: false });
-    const s = await serve(createMetricsApp({ metrics: m, policyLoaded: () => policies, pingUpstream: async () => upstream }));
+    const s = await serve(createMetricsApp({ metrics: m, policyLoaded: () => policies, upstream: createUpstreamCheck(m, 'unused', { ping: async () => upstream }) }));
     try {
       const r = await s.get('/readyz');
       expect(r.status).toBe(status);
@@ -472,7 +472,7 @@ describe('dockward_upstream_up and the health endpoints', () => {
 
   it('/metrics serves the text exposition; other paths are 404', async () => {
     const m = createMetrics(new Registry(), { defaultMetrics: false });
-    const s = await serve(createMetricsApp({ metrics: m, policyLoaded: () => true, pingUpstream: async () => true }));
+    const s = await serve(createMetricsApp({ metrics: m, policyLoaded: () => true, upstream: createUpstreamCheck(m, 'unused', { ping: async () => true }) }));
     try {
       const r = await s.get('/metrics');
       expect(r.status).toBe(200);
