@@ -492,7 +492,8 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
     // that read slowly) while two other connections' answers are read, back to back, into
     // whatever buffers the pool has free. A buffer reused too early shows in a digest. The slow
     // clients get a chunked answer whose first piece comes with its head, and a sized one after
-    // which the daemon ends its connection (that connection's next buffer goes back at once).
+    // which the daemon ends its connection (that connection's next buffer goes back at once); a
+    // third, an HTTP/1.0 export relayed until the daemon closes.
     const slowPorts = new Set<number>();
     const proto = net.Socket.prototype as unknown as Record<'write' | 'end', (...a: unknown[]) => unknown>;
     const original = { write: proto.write, end: proto.end };
@@ -544,9 +545,32 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
         agent.destroy();
       }
     };
+    // HTTP/1.0: the daemon answers without framing and closes, so the body is relayed until close
+    // (an export: reads big enough to be pooled).
+    const untilClose = async (times: number) => {
+      for (let i = 0; i < times; i++) {
+        const r = await new Promise<Buffer>((resolve, reject) => {
+          const s = net.connect({ host, port: Number(port) }, () => {
+            slowPorts.add(s.localPort!);
+            s.write(`GET /v1.41/containers/abc/export HTTP/1.0\r\nHost: d\r\nAuthorization: Bearer ${t}\r\n\r\n`);
+          });
+          const parts: Buffer[] = [];
+          s.on('data', (c: Buffer) => parts.push(c));
+          s.on('end', () => {
+            const all = Buffer.concat(parts);
+            const headEnd = all.indexOf('\r\n\r\n');
+            expect(all.toString('latin1', 0, headEnd)).toMatch(/^HTTP\/1\.[01] 200 /);
+            expect(all.toString('latin1', 0, headEnd)).not.toMatch(/content-length|transfer-encoding/i);
+            resolve(all.subarray(headEnd + 4));
+          });
+          s.on('error', reject);
+        });
+        expect(sha256(r)).toBe(sha256(PAYLOAD));
+      }
+    };
     try {
-      // Sized answers that come whole with their head, and chunked ones that come in pieces.
-      await Promise.all([client('pieces=1', true, 15), client('big=1&close=1', true, 15), client('big=1', false, 300), client('big=1', false, 300)]);
+      // Sized answers that come whole with their head, chunked ones and close-delimited ones that come in pieces.
+      await Promise.all([client('pieces=1', true, 15), client('big=1&close=1', true, 15), untilClose(2), client('big=1', false, 300), client('big=1', false, 300)]);
     } finally {
       proto.write = original.write;
       proto.end = original.end;
