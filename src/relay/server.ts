@@ -27,6 +27,7 @@ import { MAX_DISCARDED_BODY_BYTES } from '../server.js';
 import type { Rejection } from '../types.js';
 import { ChunkedReader, frameChunk, LAST_CHUNK, parseRequestHead, parseResponseHead, type RequestHead } from './http1.js';
 import { adoptPooledReads, connectPooled, DAEMON_READS, type Lease } from './pool.js';
+import { widenSendBuffer, type SendBufferResult } from './sockopt.js';
 
 export interface RelayOptions {
   socketPath: string;
@@ -40,6 +41,8 @@ export interface RelayOptions {
   headersTimeoutMs: number;
   /** A fault inside the relay (a bug): the connection is cut, the gateway keeps serving. */
   onFault?: (err: unknown) => void;
+  /** What the first daemon connection's send buffer became (sockopt.ts), for the start-up log. */
+  onSendBuffer?: (r: SendBufferResult) => void;
 }
 
 /**
@@ -609,6 +612,8 @@ export function createRelay(opts: RelayOptions): Relay {
       const up = connectPooled({ path: opts.socketPath }, onRead, () => this.relaysDaemon(), DAEMON_READS, () => this.expectsDaemon());
       this.upstream = up;
       this.upstreamSpent = false;
+      // Before the request's bytes, which Node writes on 'connect' after this listener.
+      up.once('connect', widenUpstream);
       up.on('drain', () => {
         if (this.upstream === up && this.client.isPaused() && this.relaysClient()) this.client.resume();
       });
@@ -1148,6 +1153,14 @@ export function createRelay(opts: RelayOptions): Relay {
       this.sweptWritable = -1;
       this.stalledSweeps = 0;
     }
+  }
+
+  let sendBufferReported = false;
+  function widenUpstream(this: Socket): void {
+    const r = widenSendBuffer(this);
+    if (sendBufferReported) return;
+    sendBufferReported = true;
+    opts.onSendBuffer?.(r);
   }
 
   // One sweep a second instead of a timer per request.

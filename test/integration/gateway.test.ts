@@ -4,7 +4,7 @@
  * reach the daemon. The real-daemon behaviour is covered by test/e2e.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -13,6 +13,7 @@ import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startGateway, type RunningGateway } from '../../src/main.js';
 import { createLogger } from '../../src/log.js';
+import { sendBufferBytes, UPSTREAM_SEND_BUFFER_BYTES } from '../../src/relay/sockopt.js';
 
 const SECRET = 'k'.repeat(64);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'dw-int-'));
@@ -30,6 +31,14 @@ let heldWaitCut = false;
 const PAYLOAD = randomBytes(24 * 1024 * 1024);
 /** A list-sized answer body (~48 KiB): with its head, one read of the daemon's socket. */
 const LIST = randomBytes(48 * 1024);
+/** A link's target, or '' when the link is gone (an fd closed meanwhile). */
+const readlinkOr = (p: string) => {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return '';
+  }
+};
 const sha256 = (b: Buffer | Buffer[]) => {
   const h = createHash('sha256');
   for (const x of Array.isArray(b) ? b : [b]) h.update(x);
@@ -739,6 +748,30 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
 
   // The relay's own write batching (the other upstream clients write through Node's http).
   if (client === 'relay') {
+    it('gives its connection to the daemon a wide send buffer, so an upload does not wait for the gateway to be scheduled', async () => {
+      // The gateway runs in this process: its daemon connection is one of this process's unix
+      // sockets (TCP ones are left out: the kernel grows their buffers itself).
+      const wide = () => {
+        const unix = new Set(readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/)[6]));
+        const kept = 2 * Math.min(UPSTREAM_SEND_BUFFER_BYTES, Number(readFileSync('/proc/sys/net/core/wmem_max', 'utf8')));
+        return readdirSync('/proc/self/fd').filter((fd) => {
+          const inode = /^socket:\[(\d+)\]$/.exec(readlinkOr(`/proc/self/fd/${fd}`))?.[1];
+          return inode !== undefined && unix.has(inode) && sendBufferBytes(Number(fd)) === kept;
+        }).length;
+      };
+      const [host, port] = gw.listen.split(':');
+      const s = net.connect({ host, port: Number(port) });
+      try {
+        const answered = new Promise<string>((resolve) => s.once('data', (c) => resolve(c.toString())));
+        s.write(`GET /_ping HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\n\r\n`);
+        expect(await answered).toMatch(/^HTTP\/1\.1 200 /);
+        // The client's connection is kept alive, and with it the daemon connection paired to it.
+        expect(wide()).toBeGreaterThan(0);
+      } finally {
+        s.destroy();
+      }
+    });
+
     it('writes an answer\'s piece at once when its read was the daemon socket\'s last of the turn, and batches full reads', async () => {
       // Deferring a write to the end of the turn (setImmediate) only pays when more reads of the
       // same socket follow in that turn, and libuv stops at a short read: a `wait` answer (head,
