@@ -31,7 +31,7 @@ import { createGateway, createStageRunner } from './server.js';
 import { rejection } from './errors.js';
 import { rejectionBytes } from './pipeline/reject.js';
 import { createRelay, type Relay } from './relay/server.js';
-import { UPSTREAM_SEND_BUFFER_BYTES } from './relay/sockopt.js';
+import { sendBufferLog } from './relay/sockopt.js';
 import type { RequestContext } from './pipeline/context.js';
 
 /** Request heads larger than this are refused (Node's default is 16 KiB; some clients send big cookies). */
@@ -328,8 +328,8 @@ function relayListener(config: Config, tlsOptions: https.ServerOptions | undefin
     run: createStageRunner(stages, onError),
     onFault: (err) => log.error({ err }, 'relay fault: the connection was cut'),
     onSendBuffer: (r) => {
-      if ('unavailable' in r) log.warn({ reason: r.unavailable }, 'the send buffer of daemon connections stays at the kernel default: uploads may be slower');
-      else if (r.bytes < 2 * UPSTREAM_SEND_BUFFER_BYTES) log.warn({ bytes: r.bytes, wanted: 2 * UPSTREAM_SEND_BUFFER_BYTES }, 'the kernel keeps a smaller send buffer on daemon connections than asked (net.core.wmem_max): uploads may be slower');
+      const line = sendBufferLog(r);
+      log[line.level](line.fields, line.msg);
     },
     observer: obs.observer,
     maxHeadBytes: MAX_HEAD_BYTES,

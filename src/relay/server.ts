@@ -27,7 +27,7 @@ import { MAX_DISCARDED_BODY_BYTES } from '../server.js';
 import type { Rejection } from '../types.js';
 import { ChunkedReader, frameChunk, LAST_CHUNK, parseRequestHead, parseResponseHead, type RequestHead } from './http1.js';
 import { adoptPooledReads, connectPooled, DAEMON_READS, type Lease } from './pool.js';
-import { widenSendBuffer, type SendBufferResult } from './sockopt.js';
+import { loadSockopt, sendBufferOf, widenSendBuffer, type SendBufferReport } from './sockopt.js';
 
 export interface RelayOptions {
   socketPath: string;
@@ -41,8 +41,8 @@ export interface RelayOptions {
   headersTimeoutMs: number;
   /** A fault inside the relay (a bug): the connection is cut, the gateway keeps serving. */
   onFault?: (err: unknown) => void;
-  /** What the first daemon connection's send buffer became (sockopt.ts), for the start-up log. */
-  onSendBuffer?: (r: SendBufferResult) => void;
+  /** What the first daemon connection's send buffer became (sockopt.ts), for the log. */
+  onSendBuffer?: (r: SendBufferReport) => void;
 }
 
 /**
@@ -1155,12 +1155,13 @@ export function createRelay(opts: RelayOptions): Relay {
     }
   }
 
+  loadSockopt();
   let sendBufferReported = false;
   function widenUpstream(this: Socket): void {
-    const r = widenSendBuffer(this);
+    const failed = widenSendBuffer(this);
     if (sendBufferReported) return;
     sendBufferReported = true;
-    opts.onSendBuffer?.(r);
+    opts.onSendBuffer?.(failed === undefined ? { bytes: sendBufferOf(this) ?? 0 } : { unavailable: failed });
   }
 
   // One sweep a second instead of a timer per request.

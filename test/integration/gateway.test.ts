@@ -10,6 +10,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import jwt from 'jsonwebtoken';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startGateway, type RunningGateway } from '../../src/main.js';
 import { createLogger } from '../../src/log.js';
@@ -769,6 +770,29 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
         expect(wide()).toBeGreaterThan(0);
       } finally {
         s.destroy();
+      }
+    });
+
+    it('logs once, at its first connection to the daemon, the send buffer the kernel kept', async () => {
+      const lines: Record<string, unknown>[] = [];
+      const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+      const own = await startGateway(path.join(dir, 'dockward-relay.yaml'), {}, log);
+      try {
+        const [host, port] = own.listen.split(':');
+        for (let i = 0; i < 2; i++) {
+          const r = await new Promise<number>((resolve, reject) => {
+            http.get({ host, port: Number(port), path: '/_ping', agent: false, headers: { Authorization: `Bearer ${token('alice', ['dev'])}` } }, (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode!));
+            }).on('error', reject);
+          });
+          expect(r).toBe(200);
+        }
+        const about = lines.filter((l) => /send buffer/.test(String(l.msg)));
+        const kept = 2 * Math.min(UPSTREAM_SEND_BUFFER_BYTES, Number(readFileSync('/proc/sys/net/core/wmem_max', 'utf8')));
+        expect(about).toEqual([expect.objectContaining({ bytes: kept, level: kept >= 2 * UPSTREAM_SEND_BUFFER_BYTES ? 30 : 40 })]);
+      } finally {
+        await own.stop(0);
       }
     });
 

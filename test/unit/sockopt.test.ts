@@ -3,7 +3,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { sendBufferBytes, UPSTREAM_SEND_BUFFER_BYTES, widenSendBuffer } from '../../src/relay/sockopt.js';
+import { sendBufferBytes, sendBufferOf, sendBufferLog, UPSTREAM_SEND_BUFFER_BYTES, widenSendBuffer } from '../../src/relay/sockopt.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'dw-sockopt-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,8 +38,9 @@ describe.runIf(process.platform === 'linux')('the send buffer of a daemon connec
     try {
       const fd = (client as unknown as { _handle: { fd: number } })._handle.fd;
       expect(sendBufferBytes(fd)).toBe(wmemDefault());
-      expect(widenSendBuffer(client)).toEqual({ bytes: kept(UPSTREAM_SEND_BUFFER_BYTES) });
+      expect(widenSendBuffer(client)).toBeUndefined();
       expect(sendBufferBytes(fd)).toBe(kept(UPSTREAM_SEND_BUFFER_BYTES));
+      expect(sendBufferOf(client)).toBe(kept(UPSTREAM_SEND_BUFFER_BYTES));
       // The kernel's own bookkeeping doubles it: not what was asked for, and not the default.
       expect(kept(UPSTREAM_SEND_BUFFER_BYTES)).not.toBe(wmemDefault());
     } finally {
@@ -48,12 +49,30 @@ describe.runIf(process.platform === 'linux')('the send buffer of a daemon connec
   });
 
   it('says why when there is nothing to widen', () => {
-    expect(widenSendBuffer(new net.Socket())).toEqual({ unavailable: 'the socket has no file descriptor' });
+    expect(widenSendBuffer(new net.Socket())).toBe('the socket has no file descriptor');
+    expect(sendBufferOf(new net.Socket())).toBeUndefined();
     const file = openSync(path.join(dir, 'plain'), 'w');
     try {
       expect(sendBufferBytes(file)).toBeUndefined();
     } finally {
       closeSync(file);
     }
+  });
+});
+
+describe('the log line about the send buffer', () => {
+  it('is information when the kernel keeps what was asked for, and a warning that says why otherwise', () => {
+    expect(sendBufferLog({ bytes: 2 * UPSTREAM_SEND_BUFFER_BYTES })).toEqual({ level: 'info', msg: 'daemon connections have a wide send buffer', fields: { bytes: 2 * UPSTREAM_SEND_BUFFER_BYTES } });
+    // A stock kernel: wmem_max 212,992 bytes, kept twice.
+    expect(sendBufferLog({ bytes: 425_984 })).toEqual({
+      level: 'warn',
+      msg: 'the kernel keeps a smaller send buffer on daemon connections than asked (net.core.wmem_max): uploads may be slower',
+      fields: { bytes: 425_984, wanted: 2 * UPSTREAM_SEND_BUFFER_BYTES },
+    });
+    expect(sendBufferLog({ unavailable: 'koffi could not call libc: nope' })).toEqual({
+      level: 'warn',
+      msg: 'the send buffer of daemon connections stays at the kernel default: uploads may be slower',
+      fields: { reason: 'koffi could not call libc: nope' },
+    });
   });
 });
