@@ -41,7 +41,7 @@ export interface RelayOptions {
   headersTimeoutMs: number;
   /** A fault inside the relay (a bug): the connection is cut, the gateway keeps serving. */
   onFault?: (err: unknown) => void;
-  /** What the first daemon connection's send buffer became (sockopt.ts), for the log. */
+  /** What the first upload's daemon connection's send buffer became (sockopt.ts), for the log. */
   onSendBuffer?: (r: SendBufferReport) => void;
 }
 
@@ -215,6 +215,8 @@ export function createRelay(opts: RelayOptions): Relay {
     outChunked: ChunkedReader | undefined;
     /** The upstream connection cannot carry another request after this answer. */
     upstreamSpent = false;
+    /** The upstream connection has asked for a wide send buffer (an upload went through it). */
+    upstreamWide = false;
     /** When the connection became idle, or when the current head's first byte came (ms). */
     since = Date.now();
     discarded = 0;
@@ -612,8 +614,7 @@ export function createRelay(opts: RelayOptions): Relay {
       const up = connectPooled({ path: opts.socketPath }, onRead, () => this.relaysDaemon(), DAEMON_READS, () => this.expectsDaemon());
       this.upstream = up;
       this.upstreamSpent = false;
-      // Before the request's bytes, which Node writes on 'connect' after this listener.
-      up.once('connect', widenUpstream);
+      this.upstreamWide = false;
       up.on('drain', () => {
         if (this.upstream === up && this.client.isPaused() && this.relaysClient()) this.client.resume();
       });
@@ -678,7 +679,12 @@ export function createRelay(opts: RelayOptions): Relay {
         this.afterBody(ex);
         return;
       }
-      // A streamed body: relayed as it arrives, re-framed by the gateway.
+      // A streamed body: relayed as it arrives, re-framed by the gateway. Only uploads get the
+      // wide send buffer: it is kernel memory that a session whose reader stalls would pin.
+      if (!this.upstreamWide) {
+        this.upstreamWide = true;
+        widenUpstream(up);
+      }
       up.write(head, 'latin1');
       this.continueIfExpected(ex);
       this.mode = In.Body;
@@ -1157,11 +1163,13 @@ export function createRelay(opts: RelayOptions): Relay {
 
   loadSockopt();
   let sendBufferReported = false;
-  function widenUpstream(this: Socket): void {
-    const failed = widenSendBuffer(this);
+  /** Widens a daemon connection's send buffer (sockopt.ts); the first result is reported for the log. */
+  function widenUpstream(up: Socket): void {
+    const failed = widenSendBuffer(up);
     if (sendBufferReported) return;
     sendBufferReported = true;
-    opts.onSendBuffer?.(failed === undefined ? { bytes: sendBufferOf(this) ?? 0 } : { unavailable: failed });
+    const bytes = failed === undefined ? sendBufferOf(up) : undefined;
+    opts.onSendBuffer?.(bytes !== undefined ? { bytes } : { unavailable: failed ?? 'getsockopt(SO_SNDBUF) failed' });
   }
 
   // One sweep a second instead of a timer per request.

@@ -12,9 +12,13 @@
  * Node has no API for SO_SNDBUF on a stream socket (only `dgram` has one), so `setsockopt` is
  * called through koffi, an FFI library that ships prebuilt binaries. This only tunes: when koffi
  * or libc cannot be loaded, or the kernel keeps a smaller buffer, the gateway works as before and
- * says so once, at its first connection to dockerd. SO_SNDBUF (not SO_SNDBUFFORCE) is asked for,
- * so the host's cap applies: Linux keeps twice what is asked, up to twice net.core.wmem_max
- * (212,992 bytes on a stock kernel: raise it to 2 MiB for the full width, docs/operations-deploy.md).
+ * says so once, at the first upload. SO_SNDBUF (not SO_SNDBUFFORCE) is asked for, so the host's
+ * cap applies: Linux keeps twice what is asked, up to twice net.core.wmem_max (212,992 bytes on a
+ * stock kernel: raise it to 2 MiB for the full width, docs/operations-deploy.md).
+ *
+ * Only a connection that carries a streamed request body (an upload) asks for it: the buffer is
+ * kernel memory, which a long session whose reader stalls (an attach whose container does not read
+ * its stdin) would otherwise pin, 4 MiB instead of 208 KiB, for as long as it lasts.
  */
 import { createRequire } from 'node:module';
 import type net from 'node:net';
@@ -69,24 +73,34 @@ export function loadSockopt(): string | undefined {
   return typeof sockopt === 'string' ? sockopt : undefined;
 }
 
-/** The file descriptor under a connected net.Socket (Node keeps it on the handle; -1 before). */
+/** The file descriptor under a net.Socket (Node keeps it on the handle from connect() on). */
 function fdOf(socket: net.Socket): number | undefined {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
-/** Asks for `bytes` of send buffer on a connected socket. Returns why it could not, or undefined. */
+/** Asks for `bytes` of send buffer on a socket (connecting or connected). Returns why it could not, or undefined. */
 export function widenSendBuffer(socket: net.Socket, bytes = UPSTREAM_SEND_BUFFER_BYTES): string | undefined {
   const why = loadSockopt();
   if (why !== undefined) return why;
   const fd = fdOf(socket);
   if (fd === undefined) return 'the socket has no file descriptor';
-  return (sockopt as SockOpt).set(fd, bytes) ? undefined : 'setsockopt(SO_SNDBUF) failed';
+  try {
+    return (sockopt as SockOpt).set(fd, bytes) ? undefined : 'setsockopt(SO_SNDBUF) failed';
+  } catch (err) {
+    // A tuning must not take a request down with it.
+    return `setsockopt(SO_SNDBUF) failed: ${(err as Error).message}`;
+  }
 }
 
 /** SO_SNDBUF of a file descriptor as the kernel keeps it, or undefined when it is not a socket (or cannot be read). */
 export function sendBufferBytes(fd: number): number | undefined {
-  return loadSockopt() === undefined ? (sockopt as SockOpt).get(fd) : undefined;
+  if (loadSockopt() !== undefined) return undefined;
+  try {
+    return (sockopt as SockOpt).get(fd);
+  } catch {
+    return undefined;
+  }
 }
 
 /** SO_SNDBUF of a connected socket, or undefined. */

@@ -14,7 +14,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startGateway, type RunningGateway } from '../../src/main.js';
 import { createLogger } from '../../src/log.js';
-import { sendBufferBytes, UPSTREAM_SEND_BUFFER_BYTES } from '../../src/relay/sockopt.js';
+import { sendBufferBytes, sendBufferOf, UPSTREAM_SEND_BUFFER_BYTES } from '../../src/relay/sockopt.js';
 
 const SECRET = 'k'.repeat(64);
 const dir = mkdtempSync(path.join(os.tmpdir(), 'dw-int-'));
@@ -566,16 +566,13 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
           });
           const parts: Buffer[] = [];
           s.on('data', (c: Buffer) => parts.push(c));
-          s.on('end', () => {
-            const all = Buffer.concat(parts);
-            const headEnd = all.indexOf('\r\n\r\n');
-            expect(all.toString('latin1', 0, headEnd)).toMatch(/^HTTP\/1\.[01] 200 /);
-            expect(all.toString('latin1', 0, headEnd)).not.toMatch(/content-length|transfer-encoding/i);
-            resolve(all.subarray(headEnd + 4));
-          });
+          s.on('end', () => resolve(Buffer.concat(parts)));
           s.on('error', reject);
         });
-        expect(sha256(r)).toBe(sha256(PAYLOAD));
+        const headEnd = r.indexOf('\r\n\r\n');
+        expect(r.toString('latin1', 0, headEnd)).toMatch(/^HTTP\/1\.[01] 200 /);
+        expect(r.toString('latin1', 0, headEnd)).not.toMatch(/content-length|transfer-encoding/i);
+        expect(sha256(r.subarray(headEnd + 4))).toBe(sha256(PAYLOAD));
       }
     };
     try {
@@ -749,49 +746,81 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
 
   // The relay's own write batching (the other upstream clients write through Node's http).
   if (client === 'relay') {
-    it('gives its connection to the daemon a wide send buffer, so an upload does not wait for the gateway to be scheduled', async () => {
-      // The gateway runs in this process: its daemon connection is one of this process's unix
-      // sockets (TCP ones are left out: the kernel grows their buffers itself).
-      const wide = () => {
-        const unix = new Set(readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/)[6]));
-        const kept = 2 * Math.min(UPSTREAM_SEND_BUFFER_BYTES, Number(readFileSync('/proc/sys/net/core/wmem_max', 'utf8')));
-        return readdirSync('/proc/self/fd').filter((fd) => {
-          const inode = /^socket:\[(\d+)\]$/.exec(readlinkOr(`/proc/self/fd/${fd}`))?.[1];
-          return inode !== undefined && unix.has(inode) && sendBufferBytes(Number(fd)) === kept;
-        }).length;
-      };
-      const [host, port] = gw.listen.split(':');
-      const s = net.connect({ host, port: Number(port) });
+    /** The unix sockets of this process (the in-process gateway's among them) by inode, with their send buffers. */
+    const unixSendBuffers = (): Map<string, number> => {
+      const unix = new Set(readFileSync('/proc/net/unix', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/)[6]));
+      const found = new Map<string, number>();
+      for (const fd of readdirSync('/proc/self/fd')) {
+        const inode = /^socket:\[(\d+)\]$/.exec(readlinkOr(`/proc/self/fd/${fd}`))?.[1];
+        const bytes = inode !== undefined && unix.has(inode) ? sendBufferBytes(Number(fd)) : undefined;
+        if (bytes !== undefined) found.set(inode!, bytes);
+      }
+      return found;
+    };
+    /** What a unix socket gets from the kernel by default, read from one of our own. */
+    const defaultSendBuffer = async (): Promise<number> => {
+      const probe = path.join(dir, 'probe.sock');
+      const server = net.createServer((c) => c.destroy());
+      await new Promise<void>((r) => server.listen(probe, r));
+      const c = net.connect(probe);
+      const bytes = sendBufferOf(c)!;
+      c.destroy();
+      await new Promise((r) => server.close(r));
+      return bytes;
+    };
+    /** A keep-alive connection to the gateway: each call sends one request and reads its answer. */
+    const keptAlive = (g: RunningGateway) => {
+      const [host, port] = g.listen.split(':');
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      const send = (method: string, p: string, body?: Buffer) =>
+        new Promise<number>((resolve, reject) => {
+          const req = http.request({ host, port: Number(port), agent, method, path: p, headers: { Authorization: `Bearer ${token('alice', ['dev'])}`, ...(body ? { 'Content-Type': 'application/x-tar' } : {}) } }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode!));
+          });
+          req.on('error', reject);
+          req.end(body);
+        });
+      return { send, close: () => agent.destroy() };
+    };
+
+    it('gives a daemon connection a wide send buffer when an upload goes through it, and only then', async () => {
+      // The gateway runs in this process: its daemon connections are among this process's unix sockets.
+      const normal = await defaultSendBuffer();
+      const wideNow = () => new Set([...unixSendBuffers()].filter(([, b]) => b > normal).map(([inode]) => inode));
+      const before = wideNow();
+      const c = keptAlive(gw);
       try {
-        const answered = new Promise<string>((resolve) => s.once('data', (c) => resolve(c.toString())));
-        s.write(`GET /_ping HTTP/1.1\r\nHost: d\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\n\r\n`);
-        expect(await answered).toMatch(/^HTTP\/1\.1 200 /);
-        // The client's connection is kept alive, and with it the daemon connection paired to it.
-        expect(wide()).toBeGreaterThan(0);
+        expect(await c.send('GET', '/_ping')).toBe(200);
+        // A bodyless request leaves its daemon connection as the kernel made it.
+        expect([...wideNow()].filter((i) => !before.has(i))).toEqual([]);
+        expect(await c.send('PUT', '/v1.41/containers/abc/archive?path=/tmp&digest=1', PAYLOAD.subarray(0, 1024 * 1024))).toBe(200);
+        // The same kept-alive daemon connection, now wide (the gateway asked for 2 MiB; the kernel keeps twice that, within its cap).
+        const widened = [...unixSendBuffers()].filter(([i, b]) => b > normal && !before.has(i)).map(([, b]) => b);
+        expect(widened).toHaveLength(1);
+        expect(widened[0]).toBeLessThanOrEqual(2 * UPSTREAM_SEND_BUFFER_BYTES);
       } finally {
-        s.destroy();
+        c.close();
       }
     });
 
-    it('logs once, at its first connection to the daemon, the send buffer the kernel kept', async () => {
+    it('logs once, at the first upload, the send buffer the kernel kept', async () => {
       const lines: Record<string, unknown>[] = [];
       const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
       const own = await startGateway(path.join(dir, 'dockward-relay.yaml'), {}, log);
+      const about = () => lines.filter((l) => /send buffer/.test(String(l.msg)));
+      const c = keptAlive(own);
       try {
-        const [host, port] = own.listen.split(':');
-        for (let i = 0; i < 2; i++) {
-          const r = await new Promise<number>((resolve, reject) => {
-            http.get({ host, port: Number(port), path: '/_ping', agent: false, headers: { Authorization: `Bearer ${token('alice', ['dev'])}` } }, (res) => {
-              res.resume();
-              res.on('end', () => resolve(res.statusCode!));
-            }).on('error', reject);
-          });
-          expect(r).toBe(200);
-        }
-        const about = lines.filter((l) => /send buffer/.test(String(l.msg)));
-        const kept = 2 * Math.min(UPSTREAM_SEND_BUFFER_BYTES, Number(readFileSync('/proc/sys/net/core/wmem_max', 'utf8')));
-        expect(about).toEqual([expect.objectContaining({ bytes: kept, level: kept >= 2 * UPSTREAM_SEND_BUFFER_BYTES ? 30 : 40 })]);
+        expect(await c.send('GET', '/_ping')).toBe(200);
+        expect(about()).toEqual([]);
+        for (let i = 0; i < 2; i++) expect(await c.send('PUT', '/v1.41/containers/abc/archive?path=/tmp&digest=1', PAYLOAD.subarray(0, 64 * 1024))).toBe(200);
+        const [line, ...more] = about();
+        expect(more).toEqual([]);
+        expect(line!.bytes).toBeGreaterThan(await defaultSendBuffer());
+        // Information when the kernel kept the whole 4 MiB, a warning that names the cap otherwise.
+        expect(line!.level).toBe((line!.bytes as number) >= 2 * UPSTREAM_SEND_BUFFER_BYTES ? 30 : 40);
       } finally {
+        c.close();
         await own.stop(0);
       }
     });

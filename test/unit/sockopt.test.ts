@@ -1,4 +1,4 @@
-import { mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,9 +8,14 @@ import { sendBufferBytes, sendBufferOf, sendBufferLog, UPSTREAM_SEND_BUFFER_BYTE
 const dir = mkdtempSync(path.join(os.tmpdir(), 'dw-sockopt-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** What Linux keeps for SO_SNDBUF = `asked`: twice the value, within twice net.core.wmem_max. */
-const kept = (asked: number) => 2 * Math.min(asked, Number(readFileSync('/proc/sys/net/core/wmem_max', 'utf8')));
-const wmemDefault = () => Number(readFileSync('/proc/sys/net/core/wmem_default', 'utf8'));
+/** net.core.wmem_max, or undefined where this network namespace does not show it (older kernels, in a container). */
+const wmemMax = (): number | undefined => {
+  try {
+    return Number(readFileSync('/proc/sys/net/core/wmem_max', 'utf8'));
+  } catch {
+    return undefined;
+  }
+};
 
 function connectedPair(): Promise<{ client: net.Socket; close: () => void }> {
   const sock = path.join(dir, `s-${Math.random().toString(36).slice(2)}.sock`);
@@ -37,12 +42,15 @@ describe.runIf(process.platform === 'linux')('the send buffer of a daemon connec
     const { client, close } = await connectedPair();
     try {
       const fd = (client as unknown as { _handle: { fd: number } })._handle.fd;
-      expect(sendBufferBytes(fd)).toBe(wmemDefault());
+      const before = sendBufferBytes(fd)!;
+      expect(before).toBeGreaterThan(0);
       expect(widenSendBuffer(client)).toBeUndefined();
-      expect(sendBufferBytes(fd)).toBe(kept(UPSTREAM_SEND_BUFFER_BYTES));
-      expect(sendBufferOf(client)).toBe(kept(UPSTREAM_SEND_BUFFER_BYTES));
-      // The kernel's own bookkeeping doubles it: not what was asked for, and not the default.
-      expect(kept(UPSTREAM_SEND_BUFFER_BYTES)).not.toBe(wmemDefault());
+      const after = sendBufferOf(client)!;
+      expect(after).toBe(sendBufferBytes(fd));
+      expect(after).toBeGreaterThan(before);
+      // Linux keeps twice what is asked (its bookkeeping), within twice net.core.wmem_max.
+      const max = wmemMax();
+      if (max !== undefined) expect(after).toBe(2 * Math.min(UPSTREAM_SEND_BUFFER_BYTES, max));
     } finally {
       close();
     }
