@@ -802,6 +802,15 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
       } finally {
         c.close();
       }
+      // A connection whose first request is an upload: its daemon connection is widened while it connects.
+      const before2 = wideNow();
+      const d = keptAlive(gw);
+      try {
+        expect(await d.send('PUT', '/v1.41/containers/abc/archive?path=/tmp&digest=1', PAYLOAD.subarray(0, 1024 * 1024))).toBe(200);
+        expect([...wideNow()].filter((i) => !before2.has(i))).toHaveLength(1);
+      } finally {
+        d.close();
+      }
     });
 
     it('logs once, at the first upload, the send buffer the kernel kept', async () => {

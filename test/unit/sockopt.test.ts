@@ -59,6 +59,14 @@ describe.runIf(process.platform === 'linux')('the send buffer of a daemon connec
   it('says why when there is nothing to widen', () => {
     expect(widenSendBuffer(new net.Socket())).toBe('the socket has no file descriptor');
     expect(sendBufferOf(new net.Socket())).toBeUndefined();
+    // A descriptor that is not a socket: the kernel's answer (ENOTSOCK, 88) is passed on.
+    const notSocket = new net.Socket();
+    Object.defineProperty(notSocket, '_handle', { value: { fd: openSync(path.join(dir, 'plain2'), 'w') } });
+    try {
+      expect(widenSendBuffer(notSocket)).toBe('setsockopt(SO_SNDBUF) failed: errno 88');
+    } finally {
+      closeSync((notSocket as unknown as { _handle: { fd: number } })._handle.fd);
+    }
     const file = openSync(path.join(dir, 'plain'), 'w');
     try {
       expect(sendBufferBytes(file)).toBeUndefined();
