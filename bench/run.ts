@@ -650,7 +650,14 @@ function build(a: Args, env: Env | undefined, res: Results, context: string[], e
 async function describeMachine(env: Env | undefined, peers: Proc[]): Promise<string[]> {
   const out: string[] = [];
   const mem = (os.totalmem() / 1024 ** 3).toFixed(1);
-  out.push(`machine: ${os.availableParallelism()} CPUs (${cpuModel()}), ${mem} GiB RAM, Linux ${os.release()}, load average at start ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  // It caps the send buffer the gateway asks for on an upload's daemon connection (relay/sockopt.ts).
+  let wmemMax = 'unknown';
+  try {
+    wmemMax = readFileSync('/proc/sys/net/core/wmem_max', 'utf8').trim();
+  } catch {
+    // not shown in this network namespace
+  }
+  out.push(`machine: ${os.availableParallelism()} CPUs (${cpuModel()}), ${mem} GiB RAM, Linux ${os.release()} (net.core.wmem_max ${wmemMax}), load average at start ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   let docker = 'unknown';
   if (env) {
     try {
