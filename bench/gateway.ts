@@ -242,27 +242,34 @@ export async function startHaproxy(binary: string, cfgTemplate: string, dir: str
   };
   const child = spawn(binary, ['-db', '-f', cfgFile], { cwd: dir, env, stdio: ['ignore', logFd, 'pipe'] });
   closeSync(logFd);
+  return peer('haproxy', port, child);
+}
+
+/**
+ * A peer proxy the bench spawned, once it listens on loopback `port` (it sends no credentials of
+ * its own); its stderr is kept for the error that says why it did not come up.
+ */
+async function peer(name: string, port: number, child: ChildProcess): Promise<Proc> {
   children.add(child);
   const log = tailKeeper();
   child.stderr!.on('data', (b: Buffer) => log.add(b));
   let exited = false;
   child.once('exit', () => (exited = true));
+  child.once('error', (e) => {
+    exited = true;
+    log.add(Buffer.from(`could not be spawned: ${e.message}\n`));
+  });
   try {
     await waitForPort(port, 15_000, () => !exited);
   } catch (e) {
     child.kill('SIGKILL');
-    throw new Error(`haproxy ${(e as Error).message}:\n${log.text()}`);
+    throw new Error(`${name} ${(e as Error).message}:\n${log.text()}`);
   }
-  return peer('haproxy', port, child, log, () => !exited);
-}
-
-/** A peer proxy listening on loopback `port`, sending no credentials of its own. */
-function peer(name: string, port: number, child: ChildProcess, log: { text(): string }, running: () => boolean): Proc {
   return {
     endpoint: { name, address: { kind: 'tcp', host: '127.0.0.1', port }, headerLines: '', pid: child.pid },
     pid: child.pid!,
     logTail: () => log.text(),
-    running,
+    running: () => !exited,
     stop: stopper(child),
   };
 }
@@ -283,20 +290,5 @@ export async function startByteRelay(repoRoot: string, upstreamSock: string): Pr
   const port = await freePort();
   // stdin stays open: the relay exits when it ends (the bench gone without stopping it).
   const child = spawn(process.execPath, [script, String(port), upstreamSock], { stdio: ['pipe', 'ignore', 'pipe'] });
-  children.add(child);
-  const log = tailKeeper();
-  child.stderr!.on('data', (b: Buffer) => log.add(b));
-  let exited = false;
-  child.once('exit', () => (exited = true));
-  child.once('error', (e) => {
-    exited = true;
-    log.add(Buffer.from(`could not be spawned: ${e.message}\n`));
-  });
-  try {
-    await waitForPort(port, 15_000, () => !exited);
-  } catch (e) {
-    child.kill('SIGKILL');
-    throw new Error(`the byte relay ${(e as Error).message}:\n${log.text()}`);
-  }
-  return peer('byte-relay', port, child, log, () => !exited);
+  return peer('byte-relay', port, child);
 }

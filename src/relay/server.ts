@@ -215,8 +215,6 @@ export function createRelay(opts: RelayOptions): Relay {
     outChunked: ChunkedReader | undefined;
     /** The upstream connection cannot carry another request after this answer. */
     upstreamSpent = false;
-    /** The upstream connection has asked for a wide send buffer (an upload went through it). */
-    upstreamWide = false;
     /** When the connection became idle, or when the current head's first byte came (ms). */
     since = Date.now();
     discarded = 0;
@@ -614,7 +612,6 @@ export function createRelay(opts: RelayOptions): Relay {
       const up = connectPooled({ path: opts.socketPath }, onRead, () => this.relaysDaemon(), DAEMON_READS, () => this.expectsDaemon());
       this.upstream = up;
       this.upstreamSpent = false;
-      this.upstreamWide = false;
       up.on('drain', () => {
         if (this.upstream === up && this.client.isPaused() && this.relaysClient()) this.client.resume();
       });
@@ -680,11 +677,9 @@ export function createRelay(opts: RelayOptions): Relay {
         return;
       }
       // A streamed body: relayed as it arrives, re-framed by the gateway. Only uploads get the
-      // wide send buffer: it is kernel memory that a session whose reader stalls would pin.
-      if (!this.upstreamWide) {
-        this.upstreamWide = true;
-        widenUpstream(up);
-      }
+      // wide send buffer (asked again on a kept-alive connection: ~0.4 µs): it is kernel memory
+      // that a session whose reader stalls would pin.
+      widenUpstream(up);
       up.write(head, 'latin1');
       this.continueIfExpected(ex);
       this.mode = In.Body;
@@ -957,29 +952,21 @@ export function createRelay(opts: RelayOptions): Relay {
         const { keep, ownership } = ctx.responseFilter!;
         const filter = createEventFilter(keep, ownership);
         this.eventSink = (b) => filter.write(b);
-        if (ex.head.minor === 0) {
-          // HTTP/1.0 has no chunked framing: the kept lines go out as they are, and the end of
-          // the stream is the end of the connection (the exchange is not kept alive).
-          this.write(`${head}\r\n`);
-          filter.on('data', (c: Buffer) => {
-            ctx.bytesOut += c.length;
-            this.write(c);
-          });
-          this.eventEnd = () => filter.end();
-        } else {
-          this.write(`${head}Transfer-Encoding: chunked\r\n\r\n`);
-          filter.on('data', (c: Buffer) => {
-            ctx.bytesOut += c.length;
-            const parts = frameChunk(c);
-            this.client.cork();
-            for (const p of parts) this.write(p);
-            this.client.uncork();
-          });
-          this.eventEnd = () => {
-            filter.end();
-            this.write(LAST_CHUNK);
-          };
-        }
+        // HTTP/1.0 has no chunked framing: there the kept lines go out as they are, and the end
+        // of the stream is the end of the connection (the exchange is not kept alive).
+        const chunked = ex.head.minor === 1;
+        this.write(chunked ? `${head}Transfer-Encoding: chunked\r\n\r\n` : `${head}\r\n`);
+        filter.on('data', (c: Buffer) => {
+          ctx.bytesOut += c.length;
+          if (!chunked) return this.write(c);
+          this.client.cork();
+          for (const p of frameChunk(c)) this.write(p);
+          this.client.uncork();
+        });
+        this.eventEnd = () => {
+          filter.end();
+          if (chunked) this.write(LAST_CHUNK);
+        };
       } else {
         this.out = Out.FilterList;
         this.filterList = collectList(ctx.classification!.action, ctx.responseFilter!.keep, ctx.responseFilter!.ownership);
