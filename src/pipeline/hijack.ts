@@ -26,14 +26,19 @@ export function createHijacker(socketPath: string) {
     };
     const upstream = net.connect({ path: socketPath, allowHalfOpen: true });
     let lines = `${ctx.method} ${ctx.forwardUrl ?? ctx.url} HTTP/1.1\r\n`;
+    let host = false;
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = rawHeaders[i]!;
       const lower = name.toLowerCase();
       // The credential stays at the gateway; the body length is the one we relay.
       if (lower === 'authorization' || lower === 'proxy-authorization') continue;
       if (ctx.body && (lower === 'content-length' || lower === 'transfer-encoding')) continue;
+      if (lower === 'host') host = true;
       lines += `${name}: ${rawHeaders[i + 1]}\r\n`;
     }
+    // As in forward-direct.ts: HTTP/1.1 must name a host (dockerd answers 400 without one), and
+    // an HTTP/1.0 client need not send it.
+    if (!host) lines += 'Host: localhost\r\n';
     if (ctx.body) lines += `Content-Length: ${ctx.body.length}\r\n`;
     lines += '\r\n';
     upstream.write(lines);

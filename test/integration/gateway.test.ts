@@ -21,7 +21,7 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'dw-int-'));
 const sock = path.join(dir, 'docker.sock');
 const token = (sub: string, groups: string[]) => jwt.sign({ sub, groups }, SECRET, { algorithm: 'HS256', expiresIn: 600 });
 
-interface Seen { method: string; url: string; headers: http.IncomingHttpHeaders; body: string }
+interface Seen { method: string; url: string; headers: http.IncomingHttpHeaders; body: string; httpVersion?: string }
 let seen: Seen[] = [];
 let daemon: http.Server | undefined;
 let releaseWait: (() => void) | undefined;
@@ -131,7 +131,7 @@ function startDaemon(): Promise<void> {
     });
   });
   daemon.on('upgrade', (req, socket) => {
-    seen.push({ method: req.method!, url: req.url!, headers: req.headers, body: '' });
+    seen.push({ method: req.method!, url: req.url!, headers: req.headers, body: '', httpVersion: req.httpVersion });
     socket.write('HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n');
     // `gone=1`: the container exits at once; dockerd closes the hijacked connection.
     if (req.url?.includes('gone=1')) {
@@ -632,6 +632,16 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
   it('answers an HTTP/1.0 request that has no Host header (HTTP/1.0 does not require one)', async () => {
     const answer = await raw(`GET /_ping HTTP/1.0\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\n\r\n`);
     expect(answer).toMatch(/^HTTP\/1\.[01] 200 [^]*\r\n\r\nOK$/);
+  });
+
+  it('hands the daemon a valid upgrade request for an HTTP/1.0 attach that has no Host header', async () => {
+    seen = [];
+    const answer = await raw(`POST /v1.41/containers/abc/attach?stream=1&gone=1 HTTP/1.0\r\nAuthorization: Bearer ${token('alice', ['dev'])}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+    expect(answer).toMatch(/^HTTP\/1\.1 101 /);
+    const [attach] = seen;
+    // Node's test daemon upgrades without a Host; dockerd (Go) refuses an HTTP/1.1 request without one.
+    expect(attach?.url).toBe('/v1.41/containers/abc/attach?stream=1&gone=1');
+    if (attach!.httpVersion !== '1.0') expect(attach!.headers.host).toBeDefined();
   });
 
   it('filters the events stream for the caller', async () => {
