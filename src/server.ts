@@ -234,6 +234,11 @@ export function createGateway(deps: GatewayDeps) {
       rejectSocket(socket, r);
       observer.finish(ctx);
     };
+    // Node checks Host on plain requests only; the relay (http1.ts) and dockerd refuse an
+    // HTTP/1.1 upgrade without one too.
+    if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+      return refuse(rejection('bad_framing', 'malformed HTTP request: missing required Host header'));
+    }
     const go = (r: Rejection | undefined) => {
       if (r) return refuse(r);
       if (!ctx.actionDef?.hijack) {

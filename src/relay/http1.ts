@@ -374,6 +374,8 @@ export function parseRequestHead(buf: Buffer, maxHeadBytes: number): ParseResult
     // (and would read the chunks as the next request), so it must not reach dockerd.
     if (minor === 0) return fail(400, 'Transfer-Encoding is not allowed in an HTTP/1.0 request');
   }
+  // RFC 9112 3.2: an HTTP/1.1 request without Host is refused, as Go's server (dockerd) does.
+  if (minor === 1 && !hasHost) return fail(400, 'missing required Host header');
 
   // "close" wins over "keep-alive", as in Go's shouldClose.
   const keepAlive = (connection & CONN_CLOSE) === 0 && (minor === 1 || (connection & CONN_KEEP_ALIVE) !== 0);

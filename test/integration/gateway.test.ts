@@ -641,7 +641,17 @@ describe.each(['direct', 'http-proxy', 'relay'])('gateway (upstreamClient: %s) a
     const [attach] = seen;
     // Node's test daemon upgrades without a Host; dockerd (Go) refuses an HTTP/1.1 request without one.
     expect(attach?.url).toBe('/v1.41/containers/abc/attach?stream=1&gone=1');
-    if (attach!.httpVersion !== '1.0') expect(attach!.headers.host).toBeDefined();
+    if (attach!.httpVersion !== '1.0') expect(attach!.headers.host).toBe('localhost');
+  });
+
+  it('refuses an HTTP/1.1 request without Host, plain or upgrade, before it reaches the daemon (dockerd would refuse it too)', async () => {
+    seen = [];
+    const t = token('alice', ['dev']);
+    const plain = await raw(`GET /v1.41/containers/json HTTP/1.1\r\nAuthorization: Bearer ${t}\r\nConnection: close\r\n\r\n`);
+    expect(plain).toMatch(/^HTTP\/1\.1 400 /);
+    const up = await raw(`POST /v1.41/containers/abc/attach?stream=1 HTTP/1.1\r\nAuthorization: Bearer ${t}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`);
+    expect(up).toMatch(/^HTTP\/1\.1 400 [^]*"message":"dockward: malformed HTTP request: missing required Host header"/);
+    expect(seen).toEqual([]);
   });
 
   it('filters the events stream for the caller', async () => {

@@ -54,14 +54,14 @@ describe('parseRequestHead: heads Docker clients send', () => {
   });
 
   it('reads a head with no header fields, and a chunked upload', () => {
-    expect(request('GET /_ping HTTP/1.1\r\n\r\n')).toMatchObject({ url: '/_ping', rawHeaders: [], headLength: 23 });
+    expect(request('GET /_ping HTTP/1.0\r\n\r\n')).toMatchObject({ url: '/_ping', rawHeaders: [], headLength: 23 });
     const head = request('POST /build HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n');
     expect(head).toMatchObject({ hasTransferEncoding: true, contentLength: undefined, headers: { 'transfer-encoding': 'chunked' } });
   });
 
   it('trims spaces and tabs around values, keeps inner ones, and decodes latin1', () => {
-    const head = request('GET / HTTP/1.1\r\nX-A: \t a \t b \t\r\nX-Empty:\r\nX-Latin: caf\xe9\r\n\r\n');
-    expect(head.rawHeaders).toEqual(['X-A', 'a \t b', 'X-Empty', '', 'X-Latin', 'café']);
+    const head = request('GET / HTTP/1.1\r\nHost: h\r\nX-A: \t a \t b \t\r\nX-Empty:\r\nX-Latin: caf\xe9\r\n\r\n');
+    expect(head.rawHeaders).toEqual(['Host', 'h', 'X-A', 'a \t b', 'X-Empty', '', 'X-Latin', 'café']);
   });
 
   it('passes targets through for the classify stage (absolute-form, *)', () => {
@@ -70,8 +70,8 @@ describe('parseRequestHead: heads Docker clients send', () => {
   });
 
   it('accepts the largest exact Content-Length', () => {
-    expect(request(`PUT / HTTP/1.1\r\nContent-Length: ${Number.MAX_SAFE_INTEGER}\r\n\r\n`).contentLength).toBe(Number.MAX_SAFE_INTEGER);
-    expect(request('PUT / HTTP/1.1\r\ncontent-length:007\r\n\r\n').contentLength).toBe(7);
+    expect(request(`PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: ${Number.MAX_SAFE_INTEGER}\r\n\r\n`).contentLength).toBe(Number.MAX_SAFE_INTEGER);
+    expect(request('PUT / HTTP/1.1\r\nHost: h\r\ncontent-length:007\r\n\r\n').contentLength).toBe(7);
   });
 });
 
@@ -91,7 +91,7 @@ describe('parseRequestHead: incomplete heads', () => {
   });
 
   it('refuses a head that reaches the limit without ending, and one that ends past it', () => {
-    const text = `GET / HTTP/1.1\r\nX-Pad: ${'a'.repeat(100)}\r\n\r\n`;
+    const text = `GET / HTTP/1.1\r\nHost: h\r\nX-Pad: ${'a'.repeat(100)}\r\n\r\n`;
     expect(parseRequestHead(b(text), text.length).kind).toBe('ok');
     expect(parseRequestHead(b(text), text.length - 1)).toMatchObject({ kind: 'error', status: 431 });
     expect(parseRequestHead(b(text.slice(0, 64)), 64)).toMatchObject({ kind: 'error', status: 431 });
@@ -99,7 +99,7 @@ describe('parseRequestHead: incomplete heads', () => {
   });
 
   it('refuses more than 200 header fields, complete or not', () => {
-    const fields = (n: number) => 'GET / HTTP/1.1\r\n' + 'X: y\r\n'.repeat(n);
+    const fields = (n: number) => 'GET / HTTP/1.1\r\nHost: h\r\n' + 'X: y\r\n'.repeat(n - 1);
     expect(request(fields(200) + '\r\n').rawHeaders).toHaveLength(400);
     expect(parseRequestHead(b(fields(201) + '\r\n'), MAX)).toMatchObject({ kind: 'error', status: 431 });
     expect(parseRequestHead(b(fields(210)), MAX)).toMatchObject({ kind: 'error', status: 431 });
@@ -151,6 +151,8 @@ describe('parseRequestHead: refusals', () => {
     ['Transfer-Encoding with Content-Length', `POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n`, 400, /both Transfer-Encoding and Content-Length/],
     ['Transfer-Encoding in HTTP/1.0', `POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n`, 400, /HTTP\/1\.0/],
     ['two Host headers (Go refuses them)', `GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n`, 400, /more than one Host/],
+    ['an HTTP/1.1 request without Host (Go refuses it)', `GET /_ping HTTP/1.1\r\nX: y\r\n\r\n`, 400, /missing required Host header/],
+    ['an HTTP/1.1 upgrade without Host', `POST /containers/x/attach HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`, 400, /missing required Host header/],
   ] as const)('refuses %s', (_name, text, status, message) => {
     const r = parseRequestHead(b(text), MAX);
     expect(r).toMatchObject({ kind: 'error', status });
@@ -161,7 +163,7 @@ describe('parseRequestHead: refusals', () => {
 describe('parseRequestHead: header semantics', () => {
   it('merges duplicates as Node does', () => {
     const head = request(
-      'GET / HTTP/1.1\r\nAuthorization: Bearer first\r\nauthorization: Bearer second\r\nUser-Agent: a\r\nUSER-AGENT: b\r\n' +
+      'GET / HTTP/1.0\r\nAuthorization: Bearer first\r\nauthorization: Bearer second\r\nUser-Agent: a\r\nUSER-AGENT: b\r\n' +
         'Accept: x\r\nAccept: y\r\nCookie: a=1\r\nCookie: b=2\r\nSet-Cookie: s=1\r\nX-Foo: 1\r\nx-foo: 2\r\nX-Foo: 3\r\n\r\n',
     );
     expect(head.headers).toEqual({
@@ -173,16 +175,16 @@ describe('parseRequestHead: header semantics', () => {
       'x-foo': '1, 2, 3',
     });
     expect(head.rawHeaders).toHaveLength(24);
-    expect(request('GET / HTTP/1.1\r\nSet-Cookie: a\r\nSet-Cookie: b\r\n\r\n').headers['set-cookie']).toEqual(['a', 'b']);
+    expect(request('GET / HTTP/1.0\r\nSet-Cookie: a\r\nSet-Cookie: b\r\n\r\n').headers['set-cookie']).toEqual(['a', 'b']);
   });
 
   it('joins repeated Transfer-Encoding lines for the caller to refuse', () => {
-    const head = request('POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n');
+    const head = request('POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n');
     expect(head.headers['transfer-encoding']).toBe('chunked, chunked');
   });
 
   it('keeps headers named like Object members as plain headers', () => {
-    const head = request('GET / HTTP/1.1\r\n__proto__: x\r\nconstructor: y\r\nconstructor: z\r\n\r\n');
+    const head = request('GET / HTTP/1.0\r\n__proto__: x\r\nconstructor: y\r\nconstructor: z\r\n\r\n');
     expect(head.headers['__proto__']).toBe('x');
     expect(head.headers['constructor']).toBe('y, z');
     expect(head.headers['toString']).toBeUndefined();
@@ -199,7 +201,7 @@ describe('parseRequestHead: header semantics', () => {
     ['HTTP/1.0', 'Connection: foo ,\tKeep-Alive \r\n', true],
     ['HTTP/1.0', 'Connection: keep-alive, close\r\n', false],
   ])('%s with %j keeps the connection: %s', (version, fields, keepAlive) => {
-    const head = request(`GET / ${version}\r\n${fields}\r\n`);
+    const head = request(`GET / ${version}\r\nHost: h\r\n${fields}\r\n`);
     expect(head.minor).toBe(version === 'HTTP/1.0' ? 0 : 1);
     expect(head.keepAlive).toBe(keepAlive);
   });
@@ -211,7 +213,7 @@ describe('parseRequestHead: header semantics', () => {
     ['Connection: Upgrade\r\n', false],
     ['Connection: upgraded\r\nUpgrade: tcp\r\n', false],
   ])('%j is an upgrade: %s', (fields, upgrade) => {
-    expect(request(`POST /exec/x/start HTTP/1.1\r\n${fields}\r\n`).upgrade).toBe(upgrade);
+    expect(request(`POST /exec/x/start HTTP/1.1\r\nHost: h\r\n${fields}\r\n`).upgrade).toBe(upgrade);
   });
 });
 
