@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import type { Forwarder } from './forward.js';
-import { NOT_FORWARDED, relayResponse } from './forward.js';
+import { NOT_FORWARDED, onwardHeaders, relayResponse } from './forward.js';
 
 export function createDirectForwarder(socketPath: string): Forwarder {
   const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 64 });
@@ -18,19 +18,7 @@ export function createDirectForwarder(socketPath: string): Forwarder {
         finished = true;
         onDone(err);
       };
-      const raw = req.rawHeaders;
-      const headers: string[] = [];
-      let host = false;
-      for (let i = 0; i < raw.length; i += 2) {
-        const lower = raw[i]!.toLowerCase();
-        if (NOT_FORWARDED.has(lower)) continue;
-        if (lower === 'host') host = true;
-        if (ctx.body && (lower === 'content-length' || lower === 'transfer-encoding')) continue;
-        headers.push(raw[i]!, raw[i + 1]!);
-      }
-      // The request goes out as HTTP/1.1, which must name a host (dockerd answers 400 without
-      // one); an HTTP/1.0 client need not send it. Node names the same when it adds the header.
-      if (!host) headers.push('Host', 'localhost');
+      const headers = onwardHeaders(req.rawHeaders, (lower) => NOT_FORWARDED.has(lower) || (ctx.body !== undefined && (lower === 'content-length' || lower === 'transfer-encoding')));
       if (ctx.body) headers.push('Content-Length', String(ctx.body.length));
       // A bodyless POST without Content-Length would go out chunked, which dockerd reads as a
       // body of unknown length (and refuses on `start`); say it is empty, as the client meant.

@@ -31,6 +31,27 @@ export const HOP_BY_HOP = new Set([...CONNECTION_HEADERS, 'transfer-encoding']);
 /** Request headers never sent to the daemon: hop-by-hop ones, and the caller's credential. */
 export const NOT_FORWARDED = new Set([...CONNECTION_HEADERS, 'authorization']);
 
+/**
+ * The client's header fields to send on to the daemon, name and value in turn, without those whose
+ * lower-case name `drop` picks, and with a Host when the client sent none (`direct` and
+ * `http-proxy` clients: the relay forwards a request in its own HTTP version). The request goes
+ * out as HTTP/1.1, which must name a host (dockerd answers 400 without one), while an HTTP/1.0
+ * client need not (an HTTP/1.1 request without Host is refused before it gets here). Node names
+ * `localhost` when it adds the header itself.
+ */
+export function onwardHeaders(raw: readonly string[], drop: (lower: string) => boolean): string[] {
+  const out: string[] = [];
+  let host = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i]!.toLowerCase();
+    if (drop(lower)) continue;
+    if (lower === 'host') host = true;
+    out.push(raw[i]!, raw[i + 1]!);
+  }
+  if (!host) out.push('Host', 'localhost');
+  return out;
+}
+
 export function createForwarder(socketPath: string): Forwarder {
   const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 64 });
   const proxy = httpProxy.createProxyServer({

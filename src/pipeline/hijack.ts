@@ -8,6 +8,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { RequestContext } from './context.js';
+import { onwardHeaders } from './forward.js';
 
 export interface HijackResult {
   /** Set when the daemon could not be reached or the connection failed before any answer. */
@@ -25,20 +26,14 @@ export function createHijacker(socketPath: string) {
       onDone(r);
     };
     const upstream = net.connect({ path: socketPath, allowHalfOpen: true });
+    // The credential stays at the gateway; the body length is the one we relay. Connection and
+    // Upgrade go on: they are what makes dockerd hijack.
+    const headers = onwardHeaders(
+      rawHeaders,
+      (lower) => lower === 'authorization' || lower === 'proxy-authorization' || (ctx.body !== undefined && (lower === 'content-length' || lower === 'transfer-encoding')),
+    );
     let lines = `${ctx.method} ${ctx.forwardUrl ?? ctx.url} HTTP/1.1\r\n`;
-    let host = false;
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      const name = rawHeaders[i]!;
-      const lower = name.toLowerCase();
-      // The credential stays at the gateway; the body length is the one we relay.
-      if (lower === 'authorization' || lower === 'proxy-authorization') continue;
-      if (ctx.body && (lower === 'content-length' || lower === 'transfer-encoding')) continue;
-      if (lower === 'host') host = true;
-      lines += `${name}: ${rawHeaders[i + 1]}\r\n`;
-    }
-    // As in forward-direct.ts: HTTP/1.1 must name a host (dockerd answers 400 without one), and
-    // an HTTP/1.0 client need not send it.
-    if (!host) lines += 'Host: localhost\r\n';
+    for (let i = 0; i < headers.length; i += 2) lines += `${headers[i]}: ${headers[i + 1]}\r\n`;
     if (ctx.body) lines += `Content-Length: ${ctx.body.length}\r\n`;
     lines += '\r\n';
     upstream.write(lines);
